@@ -1,0 +1,182 @@
+"""In-process cache of loaded models: lazy loads, an LRU byte budget, make-before-break swaps.
+
+One model per product for thousands of products must not exhaust memory, so the cache holds
+entries up to ``budget_bytes`` and evicts the least recently used. An entry's size is the
+size of its version's files on disk (recorded in metadata.json): serialised tree ensembles,
+CatBoost models and Keras weights are close to their in-memory footprint, and the number is
+known before anything is loaded. A single model larger than the whole budget is still served
+(the newest entry is never evicted), it just pushes everything else out.
+
+``swap`` loads, verifies and warms the new version while the old one keeps serving, then
+replaces the entry in one step under the lock; if anything fails the old entry stays and the
+error is raised. Callers holding the old model (a batch in flight) finish with it.
+
+The cache never polls the store: a promotion or rollback reaches it through ``swap`` (the
+worker calls it for every ``model.updates`` message); until then the cached version serves.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from models.layout import parse_version
+from models.registry_errors import LoadError, RegistryError
+from models.store import ModelStore
+from models.versions import LoadedModel
+
+CacheKey = tuple[str, str | None]
+Warmup = Callable[[LoadedModel], object]
+# Loads are serialised per stripe rather than per key: bounded memory for thousands of keys,
+# and with a handful of loader threads two keys rarely share one of 64 stripes.
+LOAD_STRIPES = 64
+
+
+@dataclass
+class CacheStats:
+    """Counters for metrics; read them under no lock (they only grow)."""
+
+    hits: int = 0
+    misses: int = 0
+    loads: int = 0
+    evictions: int = 0
+    swaps: int = 0
+    failed_swaps: int = 0
+
+
+class ModelCache:
+    """Thread-safe LRU of loaded models keyed by (model name, key)."""
+
+    def __init__(self, store: ModelStore, budget_bytes: int, warmup: Warmup | None = None) -> None:
+        if budget_bytes <= 0:
+            raise ValueError(f"budget_bytes must be positive, got {budget_bytes}")
+        self.budget_bytes = budget_bytes
+        self.stats = CacheStats()
+        self._store = store
+        self._warmup = warmup
+        self._entries: OrderedDict[CacheKey, LoadedModel] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._stripes = [threading.Lock() for _ in range(LOAD_STRIPES)]
+
+    def get(self, name: str, key: str | None = None) -> LoadedModel:
+        """The cached model, else the champion loaded (verified and warmed) from the store."""
+        entry = self._lookup((name, key), count=True)
+        if entry is not None:
+            return entry
+        with self._stripe((name, key)):
+            entry = self._lookup((name, key), count=False)  # loaded while we waited
+            if entry is not None:
+                return entry
+            loaded = self._store.load(name, key)
+            self._warm(loaded, self._warmup)
+            self._install((name, key), loaded)
+            return loaded
+
+    def swap(
+        self,
+        name: str,
+        key: str | None = None,
+        version: int | str | None = None,
+        warmup: Warmup | None = None,
+        *,
+        load_if_absent: bool = True,
+    ) -> LoadedModel | None:
+        """Serve ``version`` (default: the current champion), make-before-break.
+
+        Returns the entry now served, or None when the key is not cached and
+        ``load_if_absent`` is False (a later ``get`` loads the champion lazily). Raises the
+        load, integrity or warm-up error and keeps serving the old entry if the new one fails.
+        """
+        with self._stripe((name, key)):
+            current = self.peek(name, key)
+            if current is None and not load_if_absent:
+                return None
+            try:
+                number = (
+                    self._store.champion(name, key) if version is None else parse_version(version)
+                )
+                if current is not None and current.version == number:
+                    return current
+                loaded = self._store.load(name, key, number)
+                self._warm(loaded, warmup or self._warmup)
+            except RegistryError:
+                with self._lock:
+                    self.stats.failed_swaps += 1
+                raise
+            self._install((name, key), loaded)
+            with self._lock:
+                self.stats.swaps += 1
+            return loaded
+
+    def peek(self, name: str, key: str | None = None) -> LoadedModel | None:
+        """The cached entry without loading or touching its LRU position."""
+        with self._lock:
+            return self._entries.get((name, key))
+
+    def evict(self, name: str, key: str | None = None) -> bool:
+        """Drop an entry (e.g. when a partition is revoked); True if it was cached."""
+        with self._lock:
+            entry = self._entries.pop((name, key), None)
+            if entry is not None:
+                self._bytes -= entry.info.size_bytes
+            return entry is not None
+
+    def served(self) -> dict[CacheKey, int]:
+        """Version served per (model, key), for metrics and health output."""
+        with self._lock:
+            return {cache_key: entry.version for cache_key, entry in self._entries.items()}
+
+    @property
+    def bytes_used(self) -> int:
+        with self._lock:
+            return self._bytes
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def _lookup(self, cache_key: CacheKey, *, count: bool) -> LoadedModel | None:
+        with self._lock:
+            entry = self._entries.get(cache_key)
+            if entry is not None:
+                self._entries.move_to_end(cache_key)
+            if count:
+                if entry is None:
+                    self.stats.misses += 1
+                else:
+                    self.stats.hits += 1
+            return entry
+
+    def _install(self, cache_key: CacheKey, loaded: LoadedModel) -> None:
+        with self._lock:
+            old = self._entries.pop(cache_key, None)
+            if old is not None:
+                self._bytes -= old.info.size_bytes
+            self._entries[cache_key] = loaded
+            self._bytes += loaded.info.size_bytes
+            self.stats.loads += 1
+            while self._bytes > self.budget_bytes and len(self._entries) > 1:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.info.size_bytes
+                self.stats.evictions += 1
+
+    def _stripe(self, cache_key: CacheKey) -> threading.Lock:
+        name, key = cache_key
+        # crc32 rather than hash(): stable across runs, so behaviour is reproducible.
+        digest = zlib.crc32(f"{name}\0{key}".encode())
+        return self._stripes[digest % LOAD_STRIPES]
+
+    @staticmethod
+    def _warm(loaded: LoadedModel, warmup: Warmup | None) -> None:
+        if warmup is None:
+            return
+        try:
+            warmup(loaded)
+        except RegistryError:
+            raise
+        except Exception as exc:
+            raise LoadError(f"{loaded.info.label}: warm-up failed: {exc}") from exc

@@ -53,7 +53,7 @@ def require_columns(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], w
 def normalise(frame: pd.DataFrame, entity: str) -> pd.DataFrame:
     """Copy with ``ts`` as UTC datetimes, sorted by (entity, ts), index reset."""
     out = frame.copy()
-    out[TS] = pd.to_datetime(out[TS], utc=True)
+    out[TS] = pd.to_datetime(out[TS], utc=True).dt.as_unit("ns")
     out[entity] = out[entity].astype(str)
     return out.sort_values([entity, TS], kind="stable").reset_index(drop=True)
 

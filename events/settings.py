@@ -58,6 +58,21 @@ class KafkaSettings(BaseSettings):
             config["ssl.key.password"] = self.ssl_key_password.get_secret_value()
         return config
 
+    def producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """Producer properties: idempotent, acks=all, Java-compatible key partitioning.
+
+        librdkafka's default partitioner hashes keys with CRC32; Java clients (and faust's
+        aiokafka) use murmur2. ``murmur2_random`` puts a key on the same partition number
+        whichever client produced it, which entity co-partitioning relies on.
+        """
+        return {
+            **self.client_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            **overrides,
+        }
+
 
 def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:
     """Settings from the environment, with the bootstrap servers overridden when given."""

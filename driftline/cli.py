@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "models": "driftline.commands.models:models",
     "bench": "driftline.commands.bench:bench",
     "demo": "driftline.commands.demo:demo",
+    "config": "driftline.commands.config:config",
 }
 
 HELP: dict[str, str] = {
@@ -31,6 +32,7 @@ HELP: dict[str, str] = {
     "models": "List, inspect, promote, roll back, delete, export and import models.",
     "bench": "Benchmarks that print figures (codec, models, stream).",
     "demo": "Run the end-to-end demo on a local broker.",
+    "config": "List every setting: environment variable, default, meaning.",
 }
 
 

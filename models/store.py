@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from models.registry_errors import (
     RegistryError,
     VersionNotFoundError,
 )
+from models.settings import RegistrySettings
 from models.versions import LoadedModel, VersionInfo, read_metadata, verify_files
 
 Loader = Callable[[str], type[Model]]
@@ -50,7 +50,7 @@ def default_loader(family: str) -> type[Model]:
 
 def default_store() -> Path:
     """``$MODEL_STORE``, or ``./model-store`` when it is not set."""
-    return Path(os.environ.get("MODEL_STORE") or "model-store")
+    return RegistrySettings().store
 
 
 class ModelStore:

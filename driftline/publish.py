@@ -77,12 +77,15 @@ def publish(
     *,
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
+    contract: str | None = None,
 ) -> int:
     """Produce ``messages`` to ``topic`` (at ``rate`` per second if given); flush; count.
 
-    Raises PublishError if any record is not acknowledged.
+    ``contract`` names the standard topic whose codec encodes the messages when ``topic``
+    is another name (a test's or a tenant's topic). Raises PublishError if any record is not
+    acknowledged.
     """
-    codec = codec_for(topic)
+    codec = codec_for(contract or topic)
     failures: list[str] = []
 
     def delivered(error: object, _message: object) -> None:

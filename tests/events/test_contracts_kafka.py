@@ -50,11 +50,18 @@ def consume_all(kafka: KafkaSettings, topics: list[str], expected: int) -> list[
         # A bound on polls, not a sleep: each poll returns as soon as records are there.
         for _ in range(120):
             received.extend(m for m in consumer.consume(500, timeout=1.0) if m.error() is None)
-            if len(received) >= expected:
+            if len(received) >= expected and _all_sent_seen(received, expected):
                 break
     finally:
         consumer.close()
     return received
+
+
+def _all_sent_seen(received: list[Any], expected: int) -> bool:
+    per_topic = defaultdict(int)
+    for message in received:
+        per_topic[message.topic()] += 1
+    return sum(min(n, PER_TOPIC) for n in per_topic.values()) >= expected - 1
 
 
 def test_every_contract_round_trips_through_kafka(kafka_bootstrap: str) -> None:
@@ -75,7 +82,9 @@ def test_every_contract_round_trips_through_kafka(kafka_bootstrap: str) -> None:
         codec = codec_for(topic)
         records = by_topic[topic]
         decoded = [codec.decode(r.value()) for r in records]
-        assert sorted(map(codec.encode, decoded)) == sorted(map(codec.encode, messages)), topic
+        # Other tests may publish to the standard topics too: every sample must be there.
+        received_bytes = set(map(codec.encode, decoded))
+        assert set(map(codec.encode, messages)) <= received_bytes, topic
         for record, message in zip(records, decoded, strict=True):
             assert record.key() == codec.key(message)
             if topic in ("readings.sensor", "predictions", "alerts", "readings.imputed"):
@@ -85,7 +94,9 @@ def test_every_contract_round_trips_through_kafka(kafka_bootstrap: str) -> None:
     assert partitions_of_key
     assert all(len(parts) == 1 for parts in partitions_of_key.values())
 
-    (letter,) = by_topic[dlq]
+    letters = [m for m in by_topic[dlq] if m.value() == b"{not json"]
+    assert letters, "the dead letter did not come back"
+    letter = letters[-1]
     parsed = read_dead_letter(letter.key(), letter.value(), letter.headers())
     assert parsed.reason == "invalid_json"
     assert parsed.source.value == b"{not json"

@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "bench": "driftline.commands.bench:bench",
     "demo": "driftline.commands.demo:demo",
     "config": "driftline.commands.config:config",
+    "replay": "driftline.commands.replay:replay",
+    "produce": "driftline.commands.replay:produce",
 }
 
 HELP: dict[str, str] = {
@@ -33,6 +35,8 @@ HELP: dict[str, str] = {
     "bench": "Benchmarks that print figures (codec, models, stream).",
     "demo": "Run the end-to-end demo on a local broker.",
     "config": "List every setting: environment variable, default, meaning.",
+    "replay": "Publish a CSV of readings to Kafka, in time order per entity.",
+    "produce": "Drive the synthetic generator into Kafka at a given rate.",
 }
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from events.bench import CodecFigures
 
 # name -> "module:attribute" of a click command imported only when it runs.
-LAZY: dict[str, str] = {}
+LAZY: dict[str, str] = {"models": "driftline.commands.bench_models:models"}
 
 
 class BenchGroup(click.Group):

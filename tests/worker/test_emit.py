@@ -1,0 +1,181 @@
+"""Scores -> records: which outputs, their fields, deterministic ids, refused outputs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from events.catalog import codec_for
+from events.ids import derive_id
+from events.outputs import Alert, Prediction
+from events.readings import ImputedReading, SensorReading
+from models.base import Scores
+from models.families import create
+from models.features import spec_from_metadata
+from worker.emit import Emitter, Forecast, Outbox
+from worker.intake import Intake, Readings
+from worker.replay import frame_records
+from worker.routes import StreamTopics
+from worker.serving import Served
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def readings(values: list[dict[str, float | None]], start: datetime = T0) -> Readings[Any]:
+    frame = pd.DataFrame(values).assign(
+        entity_id=[f"m-{i}" for i in range(len(values))],
+        ts=[start + timedelta(hours=i) for i in range(len(values))],
+    )
+    return Intake(StreamTopics()).read(frame_records(frame, "readings.sensor"), None).sensor
+
+
+def served(name: str, version: int, key: str | None = None, horizon: int = 1) -> Served:
+    model = create("robust_zscore", {"metrics": ["x"]})
+    return Served(name, key, version, model, spec_from_metadata(model.metadata()), None, horizon)
+
+
+def decoded(out: Outbox, topic: str) -> list[Any]:
+    codec = codec_for(topic)
+    return [codec.decode(r.value) for r in out.records if r.topic == topic]
+
+
+def test_anomaly_alerts_only_for_flagged_readings() -> None:
+    batch = readings([{"x": 1.0}] * 3)
+    scores = Scores(
+        score=np.array([0.2, 0.8, 0.95]),
+        flag=np.array([False, True, True]),
+        severity=np.array([0, 2, 3]),
+    )
+    out = Outbox([])
+    Emitter(StreamTopics()).anomalies(out, batch, [0, 1, 2], served("anomaly", 4), scores)
+    alerts: list[Alert] = decoded(out, "alerts")
+    assert [a.entity_id for a in alerts] == ["m-1", "m-2"]
+    assert [a.severity for a in alerts] == ["high", "critical"]
+    first = alerts[0]
+    assert (first.type, first.version, first.threshold, first.score) == ("anomaly", 4, 0.5, 0.8)
+    origin = (batch.topics[1], batch.partitions[1], batch.offsets[1])
+    assert first.alert_id == derive_id(*origin, "anomaly")
+    assert first.ts == batch.ts(1)
+    assert [r.key for r in out.records] == [b"m-1", b"m-2"]
+    assert {r.kind for r in out.records} == {"alert"}
+
+
+def test_fallback_alerts_carry_version_0_and_say_so() -> None:
+    batch = readings([{"x": 1.0}])
+    scores = Scores(score=np.array([0.7]), flag=np.array([True]), severity=np.array([1]))
+    out = Outbox([])
+    Emitter(StreamTopics()).anomalies(out, batch, [0], served("anomaly", 0), scores)
+    (alert,) = decoded(out, "alerts")
+    assert alert.version == 0
+    assert alert.message is not None and "fallback" in alert.message
+
+
+def test_risk_predictions_for_all_and_maintenance_alerts_when_urgent() -> None:
+    batch = readings([{"x": 1.0}] * 2)
+    scores = Scores(value=np.array([0.3, 2.6]), level=np.array([0, 3]), flag=np.array([0, 1]))
+    out = Outbox([])
+    Emitter(StreamTopics()).risks(out, batch, [0, 1], served("maintenance", 2), scores)
+    predictions: list[Prediction] = decoded(out, "predictions")
+    assert [(p.kind, p.metric, p.value, p.target_ts) for p in predictions] == [
+        ("risk", "risk", 0.3, batch.ts(0)),
+        ("risk", "risk", 2.6, batch.ts(1)),
+    ]
+    (alert,) = decoded(out, "alerts")
+    assert (alert.type, alert.score, alert.threshold, alert.severity) == (
+        "maintenance",
+        3.0,
+        2.0,
+        "critical",
+    )
+    assert alert.recommendation is not None and alert.recommendation.startswith("Urgent")
+    assert alert.alert_id != predictions[1].prediction_id
+
+
+def test_forecasts_are_dated_horizon_steps_ahead_with_their_interval() -> None:
+    batch = readings([{"x": 1.0}] * 3)
+    scores = Scores(
+        value=np.array([10.0, 11.0, np.nan]),
+        lower=np.array([9.0, np.nan, 1.0]),
+        upper=np.array([12.0, np.inf, 2.0]),
+    )
+    out = Outbox([])
+    model = served("sequence", 5, key="x", horizon=3)
+    Emitter(StreamTopics()).forecasts(out, batch, [0, 1, 2], model, scores, Forecast("x", 600.0))
+    predictions: list[Prediction] = decoded(out, "predictions")
+    assert out.dropped == 1  # the NaN forecast
+    assert [(p.value, p.lower, p.upper) for p in predictions] == [
+        (10.0, 9.0, 12.0),
+        (11.0, None, None),
+    ]
+    first = predictions[0]
+    assert first.target_ts == batch.ts(0) + timedelta(seconds=1800)
+    assert (first.key, first.metric, first.version, first.fallback) == ("x", "x", 5, False)
+    origin = (batch.topics[0], batch.partitions[0], batch.offsets[0])
+    assert first.prediction_id == derive_id(*origin, "sequence", "x")
+
+
+def test_ids_do_not_depend_on_the_version() -> None:
+    batch = readings([{"x": 1.0}])
+    scores = Scores(value=np.array([1.0]))
+    ids = []
+    for version in (0, 1, 7):
+        out = Outbox([])
+        Emitter(StreamTopics()).forecasts(
+            out, batch, [0], served("demand", version), scores, Forecast("quantity", 86_400.0)
+        )
+        ids.append(decoded(out, "predictions")[0].prediction_id)
+    assert len(set(ids)) == 1
+
+
+def test_an_output_the_contracts_refuse_marks_its_reading_failed() -> None:
+    batch = readings([{"x": 1.0}, {"x": 2.0}], start=datetime(2099, 12, 31, 22, tzinfo=UTC))
+    out = Outbox([])
+    Emitter(StreamTopics()).forecasts(
+        out,
+        batch,
+        [0, 1],
+        served("demand", 1),
+        Scores(value=np.array([1.0, 2.0])),
+        Forecast("quantity", 86_400.0),
+    )
+    assert sorted(out.failed) == [0, 1]  # target times beyond the contracts' year 2100
+    assert out.records == []
+
+
+def test_imputed_readings_fill_gaps_in_reading_order_with_the_lowest_version() -> None:
+    batch = readings([{"a": None, "b": 2.0, "c": None}, {"a": 1.0, "b": 2.0, "c": 3.0}])
+    out = Outbox([])
+    fills = {0: {"c": (30.0, 4), "a": (10.0, 0)}}
+    Emitter(StreamTopics()).imputed(out, batch, fills, "sequence")
+    (message,) = decoded(out, "readings.imputed")
+    assert isinstance(message, ImputedReading)
+    assert message.values == {"a": 10.0, "b": 2.0, "c": 30.0}
+    assert message.imputed == ["a", "c"]
+    assert (message.model, message.version, message.entity_id) == ("sequence", 0, "m-0")
+    assert out.records[0].key == b"m-0"
+
+
+@pytest.mark.parametrize("version", [3, 0])
+def test_fallback_flag_follows_the_version(version: int) -> None:
+    batch = readings([{"x": 1.0}])
+    out = Outbox([])
+    Emitter(StreamTopics()).forecasts(
+        out,
+        batch,
+        [0],
+        served("demand", version),
+        Scores(value=np.array([4.0])),
+        Forecast("quantity", 86_400.0),
+    )
+    (prediction,) = decoded(out, "predictions")
+    assert prediction.fallback is (version == 0)
+
+
+def test_sensor_reading_type_round_trips_through_replay() -> None:
+    batch = readings([{"x": 1.5, "y": None}])
+    assert isinstance(batch.messages[0], SensorReading)
+    assert batch.messages[0].values == {"x": 1.5, "y": None}

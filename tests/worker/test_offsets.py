@@ -1,0 +1,313 @@
+"""Offset handling without a broker: fakes of the producer and consumer interfaces.
+
+At least once: offsets are stored only after every output is acknowledged; a failed or
+missing acknowledgement stores nothing. Exactly once: one transaction per batch, and the
+abort path rewinds the consumer to the committed offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from worker import metrics
+from worker.offsets import (
+    AtLeastOnce,
+    Deliveries,
+    DeliveryError,
+    ExactlyOnce,
+    Outputs,
+    TransactionAborted,
+    TransactionError,
+    commit_stored,
+    next_offsets,
+)
+from worker.records import OutRecord
+
+
+class FakeMessage:
+    def __init__(self, topic: str, partition: int, offset: int, value: bytes = b"{}") -> None:
+        self._where = (topic, partition, offset)
+        self._value = value
+
+    def topic(self) -> str:
+        return self._where[0]
+
+    def partition(self) -> int:
+        return self._where[1]
+
+    def offset(self) -> int:
+        return self._where[2]
+
+    def key(self) -> bytes | None:
+        return None
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
+
+    def error(self) -> KafkaError | None:
+        return None
+
+
+class FakeProducer:
+    """Queues records up to ``capacity``; flush delivers them, failing the ones asked to."""
+
+    def __init__(self, deliveries: Deliveries, capacity: int = 1_000_000) -> None:
+        self.deliveries = deliveries
+        self.capacity = capacity
+        self.queued: list[tuple[str, bytes | None]] = []
+        self.delivered: list[tuple[str, bytes | None]] = []
+        self.fail_next: KafkaError | None = None
+        self.stuck = 0  # records flush leaves unacknowledged (a timeout)
+        self.calls: list[str] = []
+        self.commit_errors: list[KafkaException] = []
+        self.send_offsets_error: KafkaException | None = None
+        self.sent_offsets: list[list[TopicPartition]] = []
+
+    def produce(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, **kwargs: Any
+    ) -> None:
+        if len(self.queued) >= self.capacity:
+            raise BufferError("queue full")
+        self.queued.append((topic, value))
+
+    def poll(self, timeout: float = -1) -> int:
+        served = len(self.queued)
+        self._deliver(len(self.queued))
+        return served
+
+    def flush(self, timeout: float = -1) -> int:
+        self.calls.append("flush")
+        self._deliver(len(self.queued) - self.stuck)
+        return len(self.queued)
+
+    def _deliver(self, count: int) -> None:
+        batch, self.queued = self.queued[:count], self.queued[count:]
+        for record in batch:
+            if self.fail_next is not None:
+                self.deliveries(self.fail_next, None)
+            else:
+                self.delivered.append(record)
+
+    # transactional API
+    def init_transactions(self, timeout: float = -1) -> None:
+        self.calls.append("init")
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float = -1
+    ) -> None:
+        self.calls.append("send_offsets")
+        if self.send_offsets_error is not None:
+            raise self.send_offsets_error
+        assert group_metadata == "group-metadata"
+        self.sent_offsets.append(positions)
+
+    def commit_transaction(self, timeout: float = -1) -> None:
+        self.calls.append("commit")
+        if self.commit_errors:
+            raise self.commit_errors.pop(0)
+
+    def abort_transaction(self, timeout: float = -1) -> None:
+        self.calls.append("abort")
+
+
+class FakeConsumer:
+    def __init__(self, committed: dict[tuple[str, int], int] | None = None) -> None:
+        self.stored: list[list[TopicPartition]] = []
+        self.commits = 0
+        self.commit_error: KafkaException | None = None
+        self.seeks: list[tuple[str, int, int]] = []
+        self._committed = committed or {}
+
+    def store_offsets(self, *args: Any, offsets: list[TopicPartition] | None = None) -> None:
+        self.stored.append(list(offsets or []))
+
+    def commit(self, *args: Any, **kwargs: Any) -> None:
+        assert kwargs.get("asynchronous") is False
+        if self.commit_error is not None:
+            raise self.commit_error
+        self.commits += 1
+
+    def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[Any]:
+        return [
+            TopicPartition(
+                tp.topic, tp.partition, self._committed.get((tp.topic, tp.partition), -1001)
+            )
+            for tp in partitions
+        ]
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append((partition.topic, partition.partition, partition.offset))
+
+    def consumer_group_metadata(self) -> str:
+        return "group-metadata"
+
+
+def batch(*where: tuple[str, int, int]) -> list[FakeMessage]:
+    return [FakeMessage(topic, partition, offset) for topic, partition, offset in where]
+
+
+def records(count: int) -> list[OutRecord]:
+    return [OutRecord("out", b"k", str(i).encode(), "prediction") for i in range(count)]
+
+
+def offsets(stored: list[TopicPartition]) -> dict[tuple[str, int], int]:
+    return {(tp.topic, tp.partition): tp.offset for tp in stored}
+
+
+Setup = tuple[FakeProducer, Outputs]
+
+
+@pytest.fixture
+def setup() -> Callable[..., Setup]:
+    def make(capacity: int = 1_000_000) -> Setup:
+        deliveries = Deliveries()
+        producer = FakeProducer(deliveries, capacity)
+        return producer, Outputs(producer, deliveries, flush_timeout_s=1.0)
+
+    return make
+
+
+def test_next_offsets_are_one_past_the_last_message_of_each_partition() -> None:
+    messages = batch(("a", 0, 5), ("a", 1, 7), ("a", 0, 6), ("b", 0, 0))
+    assert offsets(next_offsets(messages)) == {("a", 0): 7, ("a", 1): 8, ("b", 0): 1}
+
+
+def test_at_least_once_stores_offsets_after_every_output_is_acknowledged(
+    setup: Callable[..., Setup],
+) -> None:
+    producer, outputs = setup()
+    consumer = FakeConsumer()
+    checkpoint = AtLeastOnce(outputs)
+    checkpoint.begin()
+    checkpoint.produce(records(3))
+    assert consumer.stored == []
+    checkpoint.commit(consumer, batch(("in", 0, 10), ("in", 2, 4)))
+    assert len(producer.delivered) == 3
+    assert producer.calls == ["flush"]
+    assert [offsets(s) for s in consumer.stored] == [{("in", 0): 11, ("in", 2): 5}]
+
+
+def test_a_failed_delivery_stores_nothing_and_raises(setup: Callable[..., Setup]) -> None:
+    producer, outputs = setup()
+    producer.fail_next = KafkaError(KafkaError._MSG_TIMED_OUT, "timed out")
+    consumer = FakeConsumer()
+    checkpoint = AtLeastOnce(outputs)
+    failures = metrics.DELIVERY_FAILURES.labels("_MSG_TIMED_OUT")
+    before = failures._value.get()
+    checkpoint.produce(records(2))
+    with pytest.raises(DeliveryError, match="2 output"):
+        checkpoint.commit(consumer, batch(("in", 0, 10)))
+    assert consumer.stored == []
+    assert failures._value.get() == before + 2
+
+
+def test_unacknowledged_outputs_after_the_flush_timeout_store_nothing(
+    setup: Callable[..., Setup],
+) -> None:
+    producer, outputs = setup()
+    producer.stuck = 1
+    consumer = FakeConsumer()
+    checkpoint = AtLeastOnce(outputs)
+    checkpoint.produce(records(3))
+    with pytest.raises(DeliveryError, match="still unacknowledged"):
+        checkpoint.commit(consumer, batch(("in", 0, 10)))
+    assert consumer.stored == []
+
+
+def test_a_full_producer_queue_applies_backpressure_and_drops_nothing(
+    setup: Callable[..., Setup],
+) -> None:
+    producer, outputs = setup(capacity=2)
+    before = metrics.PRODUCE_BACKPRESSURE._value.get()
+    outputs.produce(records(7))
+    outputs.acknowledge()
+    assert [value for _, value in producer.delivered] == [str(i).encode() for i in range(7)]
+    assert metrics.PRODUCE_BACKPRESSURE._value.get() > before
+
+
+def test_revoke_commits_the_stored_offsets_synchronously(setup: Callable[..., Setup]) -> None:
+    _, outputs = setup()
+    consumer = FakeConsumer()
+    AtLeastOnce(outputs).revoke(consumer)
+    assert consumer.commits == 1
+
+
+def test_nothing_stored_to_commit_is_not_an_error() -> None:
+    consumer = FakeConsumer()
+    consumer.commit_error = KafkaException(KafkaError(KafkaError._NO_OFFSET))
+    commit_stored(consumer)  # must not raise
+    consumer.commit_error = KafkaException(KafkaError(KafkaError._TRANSPORT))
+    commit_stored(consumer)  # logged; the offsets stay stored for the next commit
+    assert consumer.commits == 0
+
+
+def test_exactly_once_commits_outputs_and_offsets_in_one_transaction(
+    setup: Callable[..., Setup],
+) -> None:
+    producer, outputs = setup()
+    consumer = FakeConsumer()
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
+    checkpoint.begin()
+    checkpoint.produce(records(2))
+    checkpoint.commit(consumer, batch(("in", 1, 3), ("in", 1, 4)))
+    assert producer.calls == ["init", "begin", "send_offsets", "commit"]
+    assert [offsets(s) for s in producer.sent_offsets] == [{("in", 1): 5}]
+    assert consumer.stored == []  # offsets travel in the transaction only
+
+
+def test_an_abortable_error_aborts_and_rewinds_to_the_committed_offsets(
+    setup: Callable[..., Setup],
+) -> None:
+    producer, outputs = setup()
+    consumer = FakeConsumer(committed={("in", 0): 8})
+    producer.commit_errors = [
+        KafkaException(KafkaError(KafkaError._STATE, "abort me", txn_requires_abort=True))
+    ]
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
+    checkpoint.begin()
+    checkpoint.produce(records(2))
+    with pytest.raises(TransactionAborted) as raised:
+        checkpoint.commit(consumer, batch(("in", 0, 8), ("in", 0, 9), ("in", 2, 30)))
+    assert producer.calls[-1] == "abort"
+    # partition 0 goes back to its committed offset; partition 2 has none: to the batch start
+    assert sorted(consumer.seeks) == [("in", 0, 8), ("in", 2, 30)]
+    assert sorted(raised.value.partitions) == [("in", 0), ("in", 2)]
+
+
+def test_a_retriable_commit_error_is_retried(setup: Callable[..., Setup]) -> None:
+    producer, outputs = setup()
+    producer.commit_errors = [
+        KafkaException(KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True))
+    ]
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
+    checkpoint.begin()
+    checkpoint.commit(FakeConsumer(), batch(("in", 0, 1)))
+    assert producer.calls.count("commit") == 2
+    assert "abort" not in producer.calls
+
+
+def test_a_fatal_transaction_error_is_raised_without_abort(setup: Callable[..., Setup]) -> None:
+    producer, outputs = setup()
+    producer.send_offsets_error = KafkaException(
+        KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+    )
+    consumer = FakeConsumer()
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
+    checkpoint.begin()
+    with pytest.raises(TransactionError, match="cannot be aborted"):
+        checkpoint.commit(consumer, batch(("in", 0, 1)))
+    assert "abort" not in producer.calls
+    assert consumer.seeks == []

@@ -1,0 +1,278 @@
+"""ScoringPipeline end to end on consumed records (no broker) with small real models."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from events.catalog import codec_for
+from events.dlq import read_dead_letter
+from events.ids import derive_id
+from models.cache import ModelCache
+from models.features import frame_rows, spec_from_metadata
+from models.frames import ENTITY, PRODUCT, TS
+from models.store import ModelStore
+from worker.errors import UnknownStreamError
+from worker.pipeline import ScoringPipeline, build_pipeline
+from worker.records import BatchResult, OutRecord
+from worker.replay import Record, frame_records
+from worker.settings import WorkerSettings
+
+SENSOR = "readings.sensor"
+DEMAND = "readings.demand"
+
+
+def decoded(records: list[OutRecord], topic: str) -> list[Any]:
+    codec = codec_for(topic)
+    return [codec.decode(r.value) for r in records if r.topic == topic]
+
+
+def origins(records: list[Any]) -> dict[tuple[str, pd.Timestamp], tuple[str, int, int]]:
+    """(entity, ts) -> (topic, partition, offset) of each consumed record."""
+    found = {}
+    for record in records:
+        message = codec_for(record.topic()).decode(record.value())
+        entity = getattr(message, "entity_id", None) or message.product_id
+        found[(entity, pd.Timestamp(message.ts))] = (
+            record.topic(),
+            record.partition(),
+            record.offset(),
+        )
+    return found
+
+
+def produced(result: BatchResult) -> list[tuple[str, bytes | None, bytes | None]]:
+    return sorted((r.topic, r.key, r.value) for r in result.records)
+
+
+def test_machine_readings_get_exactly_the_outputs_of_the_champions(
+    pipeline: ScoringPipeline, cache: ModelCache, worker_data: Any
+) -> None:
+    frame = worker_data.machines()
+    records = worker_data.sensor_records(frame)
+    result = worker_data.run(pipeline, records, batch=50)
+    where = origins(records)
+    expected_alerts, expected_risks = {}, {}
+    for name in ("anomaly", "maintenance"):
+        loaded = cache.get(name)
+        rows = frame_rows(spec_from_metadata(loaded.info.metadata), frame)
+        scores = loaded.model.predict_batch(rows.matrix)
+        flag, score = np.asarray(scores.flag), np.asarray(scores.score)
+        value, level = np.asarray(scores.value), np.asarray(scores.level)
+        for i, (entity, ts) in enumerate(zip(rows.frame[ENTITY], rows.frame[TS], strict=True)):
+            origin = where[(entity, pd.Timestamp(ts))]
+            if name == "anomaly" and flag[i]:
+                expected_alerts[derive_id(*origin, name)] = float(score[i])
+            if name == "maintenance":
+                expected_risks[derive_id(*origin, name, "risk")] = float(value[i])
+                if flag[i]:
+                    expected_alerts[derive_id(*origin, name, "alert")] = float(level[i])
+    alerts = {a.alert_id: a.score for a in decoded(result.records, "alerts")}
+    risks = {p.prediction_id: p.value for p in decoded(result.records, "predictions")}
+    assert len(risks) == len(records)
+    assert risks == pytest.approx(expected_risks, rel=1e-12)
+    assert alerts == pytest.approx(expected_alerts, rel=1e-12)
+    assert expected_alerts, "the test data should raise at least one alert"
+    assert result.versions == {("anomaly", None): 1, ("maintenance", None): 1}
+    assert set(result.model_seconds) == {"anomaly", "maintenance"}
+    assert Counter(r.kind for r in result.records) == {
+        "prediction": len(records),
+        "alert": len(expected_alerts),
+    }
+
+
+def test_bad_records_go_to_the_dlq_while_the_rest_of_the_batch_is_scored(
+    pipeline: ScoringPipeline, worker_data: Any
+) -> None:
+    good = worker_data.sensor_records()[:30]
+    valid = good[0]
+    bad = [
+        replace(valid, source_offset=1000, source_value=b"not json"),
+        replace(valid, source_offset=1001, source_value=None),
+        replace(valid, source_offset=1002, source_value=b'{"schema":1,"entity_id":"m"}'),
+        replace(valid, source_offset=1003, source_key=b"someone-else"),
+        replace(valid, source_topic="readings.unknown", source_offset=7),
+    ]
+    result = pipeline.process(good[:10] + bad + good[10:])
+    dead = [r for r in result.records if r.kind == "dlq"]
+    reasons = [read_dead_letter(r.key, r.value, r.headers) for r in dead]
+    assert [(d.source.offset, d.reason) for d in reasons] == [
+        (1000, "invalid_json"),
+        (1001, "empty"),
+        (1002, "missing_field"),
+        (1003, "key_mismatch"),
+        (7, "processing"),
+    ]
+    assert [r.topic for r in dead] == ["dlq.readings.sensor"] * 4 + ["dlq.readings.unknown"]
+    assert dead[0].value == b"not json"
+    assert result.dlq_reasons == {
+        (SENSOR, "invalid_json"): 1,
+        (SENSOR, "empty"): 1,
+        (SENSOR, "missing_field"): 1,
+        (SENSOR, "key_mismatch"): 1,
+        ("readings.unknown", "processing"): 1,
+    }
+    assert len(decoded(result.records, "predictions")) == len(good)
+
+
+def test_an_output_the_contracts_refuse_dead_letters_its_reading(
+    pipeline: ScoringPipeline, worker_data: Any
+) -> None:
+    frame = pd.DataFrame(
+        {
+            PRODUCT: ["product-001"] * 2,
+            TS: [datetime(2099, 12, 30, tzinfo=UTC), datetime(2099, 12, 31, tzinfo=UTC)],
+            "quantity": [3.0, 4.0],
+        }
+    )
+    result = pipeline.process(worker_data.demand_records(frame))
+    (forecast,) = decoded(result.records, "predictions")
+    assert forecast.target_ts == datetime(2099, 12, 31, tzinfo=UTC)
+    (dead,) = [r for r in result.records if r.kind == "dlq"]
+    assert read_dead_letter(dead.key, dead.value, dead.headers).reason == "processing"
+    assert result.dlq_reasons == {(DEMAND, "processing"): 1}
+
+
+def test_outputs_and_ids_are_the_same_on_every_run(store_dir: Path, worker_data: Any) -> None:
+    records = worker_data.sensor_records() + worker_data.demand_records()
+    runs = []
+    for _ in range(2):
+        store = ModelStore(store_dir)
+        fresh = ScoringPipeline(store, ModelCache(store, worker_data.CACHE_BYTES))
+        runs.append(produced(worker_data.run(fresh, records)))
+    assert runs[0] == runs[1]
+    assert len(runs[0]) > len(records)
+
+
+def test_replayed_readings_are_counted_and_give_no_new_output(
+    pipeline: ScoringPipeline, worker_data: Any
+) -> None:
+    records = worker_data.sensor_records()[:40]
+    first = pipeline.process(records)
+    again = pipeline.process(records)
+    assert len(first.records) >= len(records)
+    assert again.records == []
+    assert again.stale == {SENSOR: len(records)}
+
+
+def test_restart_warmed_with_history_scores_as_an_uninterrupted_worker(
+    store_dir: Path, worker_data: Any
+) -> None:
+    sensor, demand = worker_data.sensor_records(), worker_data.demand_records()
+    a, b = len(sensor) * 2 // 3, len(demand) * 2 // 3
+    history, rest = sensor[:a] + demand[:b], sensor[a:] + demand[b:]
+
+    def fresh() -> ScoringPipeline:
+        store = ModelStore(store_dir)
+        return ScoringPipeline(store, ModelCache(store, worker_data.CACHE_BYTES))
+
+    uninterrupted = fresh()
+    worker_data.run(uninterrupted, history, batch=100)
+    expected = worker_data.run(uninterrupted, rest, batch=100)
+    restarted = fresh()
+    for start in range(0, len(history), 64):  # the runtime warms in chunks
+        restarted.warm(history[start : start + 64])
+    got = worker_data.run(restarted, rest, batch=37)
+    assert produced(got) == produced(expected)
+    assert len(expected.records) >= len(rest)  # every reading has at least one output
+    cold = worker_data.run(fresh(), rest, batch=37)  # control: the warm-up is what matters
+    assert produced(cold) != produced(expected)
+
+
+def test_forget_drops_the_state_of_revoked_partitions(
+    pipeline: ScoringPipeline, worker_data: Any
+) -> None:
+    records = worker_data.sensor_records()
+    pipeline.process(records)
+    by_partition: dict[int, set[bytes | None]] = {}
+    for record in records:
+        by_partition.setdefault(record.partition(), set()).add(record.key())
+    revoked = next(p for p, keys in by_partition.items() if keys)
+    kept = {k for p, keys in by_partition.items() if p != revoked for k in keys}
+    pipeline.forget([(SENSOR, revoked)])
+    state = pipeline.sensor.state
+    assert all(state.window(k.decode()) is None for k in by_partition[revoked] if k)
+    assert all(state.window(k.decode()) is not None for k in kept if k)
+    assert len(state) == len(kept)
+
+
+def test_demand_is_served_per_product_then_globally(
+    pipeline: ScoringPipeline, worker_data: Any
+) -> None:
+    records = worker_data.demand_records()
+    result = worker_data.run(pipeline, records)
+    forecasts = decoded(result.records, "predictions")
+    assert len(forecasts) == len(records)
+    keys = {(f.entity_id, f.key, f.version, f.fallback) for f in forecasts}
+    assert keys == {
+        ("product-000", "product-000", 1, False),
+        ("product-001", None, 1, False),
+        ("product-002", None, 1, False),
+    }
+    assert all(f.target_ts - f.made_at == timedelta(days=1) for f in forecasts)
+    assert all(f.metric == "quantity" and f.kind == "forecast" for f in forecasts)
+    assert result.versions == {("demand", "product-000"): 1, ("demand", None): 1}
+
+
+def test_without_champions_fallbacks_serve_with_version_0(
+    empty_pipeline: ScoringPipeline, worker_data: Any
+) -> None:
+    frame = worker_data.machines()
+    spike = frame.index[(frame[ENTITY] == "machine-002")][80]
+    frame.loc[spike, "power"] *= 4  # far outside the machine's usual level
+    result = worker_data.run(empty_pipeline, worker_data.sensor_records(frame))
+    alerts = decoded(result.records, "alerts")
+    assert decoded(result.records, "predictions") == []  # no maintenance without a model
+    assert alerts and all(a.version == 0 and a.type == "anomaly" for a in alerts)
+    spiked = pd.Timestamp(frame.loc[spike, TS])
+    assert any(a.entity_id == "machine-002" and pd.Timestamp(a.ts) == spiked for a in alerts)
+    demand = worker_data.run(empty_pipeline, worker_data.demand_records())
+    forecasts = decoded(demand.records, "predictions")
+    assert len(forecasts) == len(worker_data.demand_records())
+    assert all(f.fallback and f.version == 0 and f.key is None for f in forecasts)
+    assert demand.versions == {("demand", None): 0}
+
+
+def test_history_needed_per_topic_and_overall(pipeline: ScoringPipeline) -> None:
+    assert pipeline.history_needed(SENSOR) == 48  # the configured minimum beats 24
+    assert pipeline.history_needed() == max(
+        pipeline.history_needed(SENSOR), pipeline.history_needed(DEMAND)
+    )
+
+
+def test_build_pipeline_from_worker_settings(store_dir: Path, worker_data: Any) -> None:
+    settings = WorkerSettings(model_store=store_dir, input_topics=[SENSOR], alerts_topic="al")
+    cache = ModelCache(ModelStore(store_dir), worker_data.CACHE_BYTES)
+    built = build_pipeline(settings, cache)
+    result = built.process(worker_data.sensor_records()[:60] + worker_data.demand_records()[:3])
+    assert {r.topic for r in result.records} >= {"predictions", "dlq.readings.demand"}
+    with pytest.raises(UnknownStreamError, match="custom"):
+        build_pipeline(WorkerSettings(model_store=store_dir, input_topics=["custom"]), cache)
+
+
+def test_record_accessors_match_a_consumed_message() -> None:
+    record = Record("t", 2, 5, b"k", b"v", (("h", b"1"),), 1_700_000_000_000)
+    assert (record.topic(), record.partition(), record.offset()) == ("t", 2, 5)
+    assert (record.key(), record.value(), record.headers()) == (b"k", b"v", [("h", b"1")])
+    assert record.timestamp() == (1, 1_700_000_000_000)
+    stamps = [
+        r.timestamp()[1]
+        for r in frame_records(
+            pd.DataFrame(
+                {
+                    ENTITY: ["a", "a"],
+                    TS: ["2024-01-01T01:00Z", "2024-01-01T00:00Z"],
+                    "x": [1.0, np.nan],
+                }
+            ),
+            SENSOR,
+        )
+    ]
+    assert stamps == sorted(stamps)

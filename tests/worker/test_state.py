@@ -1,0 +1,201 @@
+"""Per-entity state: the windows it gives equal what training cuts from the same history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.features import DemandSpec, FeatureSpec, SensorSpec, SeriesSpec, frame_rows
+from models.frames import ENTITY, PRODUCT, TS
+from models.sequence_window import SequenceSpec
+from worker.intake import epoch_ns
+from worker.state import MAX_ENTITY_METRICS, StreamState
+
+METRICS = ("power", "temperature", "vibration", "runtime", "production")
+T0 = pd.Timestamp("2024-03-01", tz="UTC")
+HOUR_NS = 3_600_000_000_000
+
+ValuesOf = Callable[[dict[str, Any]], Mapping[str, float | None]]
+
+
+def ns(hours: int) -> int:
+    return int(T0.value) + hours * HOUR_NS
+
+
+def stream_features(
+    frame: pd.DataFrame,
+    entity: str,
+    values_of: ValuesOf,
+    specs: Sequence[FeatureSpec],
+    batch: int = 37,
+) -> dict[tuple[str, pd.Timestamp], list[np.ndarray]]:
+    """Push ``frame`` reading by reading (time order, odd batch size) through a state sized
+    for every spec; feature rows per (entity, ts), one per spec."""
+    state = StreamState(max(spec.history_needed for spec in specs))
+    ordered = frame.sort_values([TS, entity], kind="stable").to_dict("records")
+    rows: dict[tuple[str, pd.Timestamp], list[np.ndarray]] = {}
+    for start in range(0, len(ordered), batch):
+        part = ordered[start : start + batch]
+        entities = [str(r[entity]) for r in part]
+        stamps = [epoch_ns(pd.Timestamp(r[TS]).to_pydatetime()) for r in part]
+        wheres = [("t", 0)] * len(part)
+        accepted, snapshot = state.push_batch(
+            entities, [values_of(r) for r in part], stamps, wheres
+        )
+        assert accepted == list(range(len(part)))
+        ts = np.asarray(stamps, dtype=np.int64).astype("datetime64[ns]")
+        names = np.asarray(entities, dtype=object)
+        per_spec = [
+            spec.rows(snapshot.windows(spec.inputs, spec.history_needed), ts, names)
+            for spec in specs
+        ]
+        for i, record in enumerate(part):
+            rows[(str(record[entity]), pd.Timestamp(record[TS]))] = [m[i] for m in per_spec]
+    return rows
+
+
+def assert_same_as_training(
+    frame: pd.DataFrame, entity: str, values_of: ValuesOf, specs: Sequence[FeatureSpec]
+) -> None:
+    streamed = stream_features(frame, entity, values_of, specs)
+    for k, spec in enumerate(specs):
+        expected = frame_rows(spec, frame)
+        keys = zip(expected.frame[entity], expected.frame[TS], strict=True)
+        got = np.vstack([streamed[(str(e), pd.Timestamp(t))][k] for e, t in keys])
+        np.testing.assert_array_equal(got, expected.matrix, err_msg=f"{spec.kind} spec {k}")
+
+
+def test_sensor_windows_give_the_training_features_of_every_spec(worker_data: Any) -> None:
+    frame = worker_data.machines(periods=90)
+    rng = np.random.default_rng(5)
+    frame.loc[rng.random(len(frame)) < 0.1, "vibration"] = np.nan  # sensor dropouts
+    late = (frame[ENTITY] == "machine-001") & (frame[TS] < frame[TS].min() + pd.Timedelta("20h"))
+    frame.loc[late, "production"] = np.nan  # a metric that machine reports only later
+
+    def values_of(row: dict[str, Any]) -> dict[str, float | None]:
+        values = {m: None if pd.isna(row[m]) else float(row[m]) for m in METRICS}
+        if row[ENTITY] == "machine-001" and values["production"] is None:
+            del values["production"]  # absent from the reading, not null
+        return values
+
+    specs: list[FeatureSpec] = [
+        SensorSpec(METRICS, window=24, rolling=(6, 12), features=("rz", "crz")),
+        SensorSpec(
+            METRICS,
+            window=12,
+            lags=(1, 3),
+            rolling=(3, 6),
+            features=("value", "lag", "mean", "std", "z", "diff", "vol", "slope"),
+            calendar=("hour", "dow"),
+        ),
+        SequenceSpec(("temperature", "power", "production"), seq_len=8),
+        SeriesSpec("temperature", season=24),
+    ]
+    assert_same_as_training(frame, ENTITY, values_of, specs)
+
+
+def test_demand_windows_give_the_training_features(worker_data: Any) -> None:
+    frame = worker_data.products(periods=70)
+    frame.loc[frame.index % 9 == 4, "price"] = np.nan
+
+    def values_of(row: dict[str, Any]) -> dict[str, float | None]:
+        price = None if pd.isna(row["price"]) else float(row["price"])
+        return {"quantity": float(row["quantity"]), "price": price, "promo": float(row["promo"])}
+
+    daily = DemandSpec.for_step(86_400.0, price=True, promo=True)
+    specs: list[FeatureSpec] = [
+        daily.with_products(["product-000", "product-002"]),
+        SeriesSpec("quantity", season=7, entity=PRODUCT),
+    ]
+    assert_same_as_training(frame, PRODUCT, values_of, specs)
+
+
+def test_replayed_and_out_of_order_readings_change_nothing() -> None:
+    state = StreamState(4)
+    state.push_batch(["a", "a"], [{"x": 1.0}, {"x": 2.0}], [ns(1), ns(2)], [("t", 0)] * 2)
+    before = state.window("a")
+    accepted, snapshot = state.push_batch(
+        ["a", "a", "a"],
+        [{"x": 9.0}, {"x": 8.0}, {"x": 3.0}],
+        [ns(2), ns(1), ns(3)],
+        [("t", 0)] * 3,
+    )
+    assert accepted == [2]
+    assert len(snapshot) == 1
+    after = state.window("a")
+    assert before is not None and after is not None
+    assert after[1][:, 0].tolist()[-3:] == [1.0, 2.0, 3.0]
+
+
+def test_forget_drops_only_entities_of_the_given_partitions() -> None:
+    state = StreamState(3)
+    state.push_batch(["a", "b", "c"], [{"x": 1.0}] * 3, [ns(1)] * 3, [("s", 0), ("s", 1), ("d", 0)])
+    assert state.forget([("s", 0), ("d", 0)]) == 2
+    assert state.window("a") is None and state.window("c") is None
+    assert state.window("b") is not None
+
+
+def test_an_entity_is_forgotten_by_the_partition_it_was_last_seen_on() -> None:
+    state = StreamState(3)
+    state.push_batch(["a", "a"], [{"x": 1.0}, {"x": 2.0}], [ns(1), ns(2)], [("s", 0), ("s", 2)])
+    assert state.forget([("s", 0)]) == 0
+    assert state.forget([("s", 2)]) == 1
+
+
+def test_growing_keeps_the_readings_held_and_still_refuses_replays() -> None:
+    state = StreamState(3)
+    state.push_batch(
+        ["a"] * 5, [{"x": float(i)} for i in range(5)], [ns(i) for i in range(5)], [("t", 0)] * 5
+    )
+    assert state.require(6) and not state.require(4)
+    accepted, snapshot = state.push_batch(
+        ["a", "a"], [{"x": 99.0}, {"x": 5.0}], [ns(4), ns(5)], [("t", 0)] * 2
+    )
+    assert accepted == [1]
+    window = snapshot.windows(("x",), 6)[0, :, 0]
+    np.testing.assert_array_equal(window, [np.nan, np.nan, 2.0, 3.0, 4.0, 5.0])
+
+
+def test_a_new_metric_joins_the_window_with_an_empty_past() -> None:
+    state = StreamState(3)
+    state.push_batch(["a", "a"], [{"x": 1.0}, {"x": 2.0}], [ns(1), ns(2)], [("t", 0)] * 2)
+    _, snapshot = state.push_batch(["a"], [{"x": 3.0, "y": 7.0}], [ns(3)], [("t", 0)])
+    windows = snapshot.windows(("y", "x", "never"), 3)[0]
+    np.testing.assert_array_equal(windows[:, 0], [np.nan, np.nan, 7.0])
+    np.testing.assert_array_equal(windows[:, 1], [1.0, 2.0, 3.0])
+    assert np.isnan(windows[:, 2]).all()
+
+
+def test_snapshot_pads_windows_longer_than_the_state_and_picks_rows() -> None:
+    state = StreamState(2)
+    _, snapshot = state.push_batch(
+        ["a", "b", "a"],
+        [{"x": 1.0}, {"y": 5.0}, {"x": 2.0}],
+        [ns(1), ns(1), ns(2)],
+        [("t", 0)] * 3,
+    )
+    windows = snapshot.windows(("x", "y"), 4, rows=[2, 1])
+    np.testing.assert_array_equal(windows[0, :, 0], [np.nan, np.nan, 1.0, 2.0])
+    np.testing.assert_array_equal(windows[1, :, 1], [np.nan, np.nan, np.nan, 5.0])
+    assert snapshot.metrics() == ("x", "y")
+    assert snapshot.metrics([1]) == ("y",)
+    np.testing.assert_array_equal(snapshot.last_observed("x", [0, 1, 2]), [1.0, np.nan, 2.0])
+
+
+def test_an_entity_tracks_a_bounded_number_of_metrics() -> None:
+    state = StreamState(2)
+    many = {f"m{i}": float(i) for i in range(MAX_ENTITY_METRICS + 10)}
+    state.push_batch(["a", "a"], [many, many], [ns(1), ns(2)], [("t", 0)] * 2)
+    held = state.window("a")
+    assert held is not None
+    assert len(held[0]) == MAX_ENTITY_METRICS
+    assert held[1].shape == (2, MAX_ENTITY_METRICS)
+
+
+def test_state_length_must_hold_a_window() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        StreamState(1)

@@ -1,0 +1,259 @@
+"""Hot swaps driven by model.updates: unit tests with a fake cache, then the real broker.
+
+On the broker: a promotion swaps the cached model, a rollback swaps it back, and a version
+whose files were tampered with is refused - the old version keeps serving and a ``model``
+alert is published.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from events import Alert, ModelUpdate, codec_for, topics
+from events.dlq import SourceRecord
+from events.lifecycle import UpdateAction
+from events.settings import KafkaSettings
+from models.base import FitReport, FloatArray, Model, Scores
+from models.cache import ModelCache
+from models.registry import Registry
+from models.registry_errors import IntegrityError
+from models.versions import LoadedModel
+from worker import metrics
+from worker.settings import WorkerSettings
+from worker.updates import AlertPublisher, ModelUpdates, model_alert, parse_model_key
+
+# Every broker round trip here is local; 30 s flags a broken broker, not a slow one.
+DEADLINE_S = 30.0
+
+
+class ScaleModel(Model):
+    """Test double: one JSON file holding a scale factor."""
+
+    family = "scale"
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self.feature_names = ["x"]
+
+    def fit(self, history: pd.DataFrame) -> FitReport:
+        raise NotImplementedError
+
+    def fine_tune(self, history: pd.DataFrame) -> FitReport:
+        raise NotImplementedError
+
+    def predict_batch(self, features: FloatArray) -> Scores:
+        return Scores(value=features[:, 0] * float(self.params["scale"]))
+
+    def save(self, directory: Path) -> list[str]:
+        (directory / "model.json").write_text(json.dumps(self.params))
+        return ["model.json"]
+
+    @classmethod
+    def load(cls, directory: Path, metadata: dict[str, Any]) -> ScaleModel:
+        return cls(json.loads((directory / "model.json").read_text()))
+
+
+def update(version: int, action: UpdateAction = "promoted", key: str | None = "p-1") -> ModelUpdate:
+    return ModelUpdate(
+        model="demand", key=key, version=version, action=action, ts=datetime.now(UTC)
+    )
+
+
+SOURCE = SourceRecord("model.updates", 0, 41, b"demand/p-1", b"{}")
+
+
+class FakeCache:
+    def __init__(self, error: Exception | None = None, cached: bool = True) -> None:
+        self.error = error
+        self.cached = cached
+        self.swaps: list[tuple[str, str | None, Any, bool]] = []
+
+    def swap(
+        self,
+        name: str,
+        key: str | None = None,
+        version: Any = None,
+        warmup: Any = None,
+        *,
+        load_if_absent: bool = True,
+    ) -> Any:
+        self.swaps.append((name, key, version, load_if_absent))
+        if self.error is not None:
+            raise self.error
+        return _Loaded(int(version)) if self.cached else None
+
+    def peek(self, name: str, key: str | None = None) -> Any:
+        return _Loaded(1)
+
+    def get(self, name: str, key: str | None = None) -> Any:
+        return _Loaded(1)
+
+
+class _Loaded:
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+
+def fake_updates(cache: FakeCache) -> tuple[ModelUpdates, list[Alert]]:
+    alerts: list[Alert] = []
+    return ModelUpdates("model.updates", cache, lambda: None, alerts.append, "w-0"), alerts
+
+
+def test_a_promotion_swaps_cached_keys_only_and_asks_for_a_refresh() -> None:
+    cache = FakeCache()
+    updates, alerts = fake_updates(cache)
+    assert updates.apply(update(2), SOURCE) == "swapped"
+    assert cache.swaps == [("demand", "p-1", 2, False)]
+    assert updates.apply(update(3), SOURCE) == "swapped"
+    assert updates.refreshes() == [("demand", "p-1")]  # once, however many updates
+    assert updates.refreshes() == []
+    assert alerts == []
+    assert metrics.MODEL_VERSION.labels("demand", "p-1")._value.get() == 3
+
+
+def test_a_key_that_is_not_cached_is_left_to_the_next_lazy_load() -> None:
+    updates, _ = fake_updates(FakeCache(cached=False))
+    assert updates.apply(update(2), SOURCE) == "not_cached"
+    assert updates.refreshes() == [("demand", "p-1")]
+
+
+def test_a_failed_load_keeps_the_old_version_and_alerts() -> None:
+    cache = FakeCache(error=IntegrityError("demand[p-1] v2: model.json sha256 mismatch"))
+    updates, alerts = fake_updates(cache)
+    failed = metrics.MODEL_SWAPS.labels("demand", "failed")
+    before = failed._value.get()
+    assert updates.apply(update(2), SOURCE) == "failed"
+    assert failed._value.get() == before + 1
+    assert updates.refreshes() == []  # nothing changed for the pipeline
+    [alert] = alerts
+    assert (alert.type, alert.model, alert.key, alert.version) == ("model", "demand", "p-1", 2)
+    assert alert.entity_id == "p-1"
+    assert alert.message is not None and "v1 keeps serving" in alert.message
+    assert "sha256 mismatch" in alert.message
+
+
+def test_a_challenger_update_swaps_nothing() -> None:
+    cache = FakeCache()
+    updates, _ = fake_updates(cache)
+    assert updates.apply(update(4, "challenger"), SOURCE) == "challenger"
+    assert cache.swaps == []
+    assert updates.refreshes() == [("demand", "p-1")]
+
+
+def test_every_instance_derives_the_same_alert_id_for_one_update() -> None:
+    error = IntegrityError("broken")
+    first = model_alert(update(2), SOURCE, error, "host-a", "v1 keeps serving")
+    second = model_alert(update(2), SOURCE, error, "host-b", "v1 keeps serving")
+    assert first.alert_id == second.alert_id
+    codec_for(topics.ALERTS).encode(first)  # a valid contract
+
+
+def test_model_keys_parse_from_settings() -> None:
+    assert parse_model_key("demand/p-1") == ("demand", "p-1")
+    assert parse_model_key("anomaly") == ("anomaly", None)
+
+
+# --- on the broker ----------------------------------------------------------------------
+
+
+class ObservedUpdates(ModelUpdates):
+    """Reports every applied update's outcome, so the test waits on a signal, not a sleep."""
+
+    outcomes: queue.Queue[str]
+
+    def apply(self, update: ModelUpdate, source: SourceRecord) -> str:
+        outcome = super().apply(update, source)
+        self.outcomes.put(outcome)
+        return outcome
+
+
+def publish(kafka: KafkaSettings, topic: str, message: ModelUpdate) -> None:
+    codec = codec_for(topics.MODEL_UPDATES)
+    producer = Producer(kafka.client_config())
+    producer.produce(topic, codec.encode(message), codec.key(message))
+    assert producer.flush(DEADLINE_S) == 0
+
+
+def read_alerts(kafka: KafkaSettings, topic: str, expected: int) -> list[Alert]:
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"alerts-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    alerts: list[Alert] = []
+    try:
+        deadline = datetime.now(UTC).timestamp() + DEADLINE_S
+        while len(alerts) < expected and datetime.now(UTC).timestamp() < deadline:
+            message = consumer.poll(1.0)
+            if message is not None and message.error() is None:
+                alerts.append(codec_for(topics.ALERTS).decode(message.value()))
+    finally:
+        consumer.close()
+    return alerts
+
+
+@pytest.fixture
+def scale_registry(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "store", loader=lambda family: ScaleModel, actor="test")
+
+
+def test_updates_on_the_broker_swap_roll_back_and_refuse_a_tampered_version(
+    kafka_settings: KafkaSettings, unique_topic: Any, scale_registry: Registry
+) -> None:
+    registry = scale_registry
+    updates_topic = unique_topic("model-updates")
+    alerts_topic = unique_topic("alerts")
+    for scale in (1.0, 2.0, 3.0):
+        registry.register(ScaleModel({"scale": scale}), "demand", "p-1")
+    cache = ModelCache(registry, budget_bytes=10_000_000)
+    assert cache.get("demand", "p-1").version == 1
+    settings = WorkerSettings(instance_id=f"t-{uuid.uuid4().hex[:6]}")
+    updates = ObservedUpdates(
+        updates_topic,
+        cache,
+        lambda: Consumer(settings.reader_config(kafka_settings, "updates")),
+        AlertPublisher(Producer(kafka_settings.client_config()), alerts_topic, DEADLINE_S),
+        settings.instance_id,
+    )
+    updates.outcomes = queue.Queue()
+    updates.start()
+    try:
+        assert updates.positioned.wait(DEADLINE_S)
+        registry.promote("demand", 2, "p-1")
+        publish(kafka_settings, updates_topic, update(2))
+        assert updates.outcomes.get(timeout=DEADLINE_S) == "swapped"
+        assert served(cache) == (2, 2.0)
+
+        registry.promote("demand", 3, "p-1")
+        tampered = registry.info("demand", "p-1", 3).path / "model.json"
+        tampered.write_text(json.dumps({"scale": 300.0}))
+        publish(kafka_settings, updates_topic, update(3))
+        assert updates.outcomes.get(timeout=DEADLINE_S) == "failed"
+        assert served(cache) == (2, 2.0)  # the old version keeps serving
+
+        publish(kafka_settings, updates_topic, update(1, "rolled_back"))
+        assert updates.outcomes.get(timeout=DEADLINE_S) == "swapped"
+        assert served(cache) == (1, 1.0)
+    finally:
+        updates.stop()
+    assert updates.error is None
+    [alert] = read_alerts(kafka_settings, alerts_topic, expected=1)
+    assert (alert.type, alert.model, alert.key, alert.version) == ("model", "demand", "p-1", 3)
+
+
+def served(cache: ModelCache) -> tuple[int, float]:
+    loaded: LoadedModel | None = cache.peek("demand", "p-1")
+    assert loaded is not None
+    return loaded.version, float(loaded.model.params["scale"])

@@ -1,0 +1,302 @@
+"""Scores -> output records: alerts, predictions and imputed readings.
+
+Ids are :func:`events.ids.derive_id` of the source reading's topic, partition and offset,
+the registry model name and, where one reading yields several outputs of a model, what
+tells them apart (``risk``/``alert``, the metric forecast). The version is *not* part of
+an id: a replay after a hot swap (or after a first champion replaced a fallback) repeats
+the id, so consumers that dedupe keep one event per reading and model.
+
+Messages are built from decoded readings and checked numbers: ids, names, timestamps and
+the contracts' cross-field rules are checked as each struct is built (``__post_init__``),
+and every number is checked finite and within the contracts' bound here. Decoding each
+encoded record again (``validate=True``) would only add its cost on the hot path, so
+records are encoded with ``validate=False``. A non-finite model output is dropped and
+counted; a message the contracts refuse marks its reading failed (the caller
+dead-letters it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from events import topics
+from events.catalog import codec_for
+from events.errors import EventError
+from events.fields import MAX_MAGNITUDE, SEVERITIES
+from events.ids import derive_id
+from events.outputs import Alert, AlertType, Prediction, PredictionKind
+from events.readings import ImputedReading, SensorReading
+from models.base import SEVERITY_CUTS, FloatArray, Scores
+from worker.intake import Readings
+from worker.records import OutRecord
+from worker.routes import StreamTopics
+from worker.serving import Served
+
+# Every anomaly output (trained or fallback) maps its threshold to score 0.5 (models.base).
+ANOMALY_THRESHOLD: Final = SEVERITY_CUTS[0]
+# A maintenance alert means "plan maintenance now": the model flags urgency only when the
+# median risk level is at least 2 (level 3, or P(risk >= 2) above its urgency probability).
+URGENT_LEVEL: Final = 2
+RISK_METRIC: Final = "risk"
+# Errors building one output: a contract check (ContractError is a ValueError, IdError an
+# EventError) or a target time beyond what datetime can hold.
+OUTPUT_ERRORS: Final = (EventError, ValueError, OverflowError)
+
+Fills = Mapping[int, Mapping[str, tuple[float, int]]]
+"""Row -> metric -> (filled value, version of the model that filled it; 0 = fallback)."""
+
+
+@dataclass
+class Outbox:
+    """Records of one stream's batch, plus the rows whose outputs the contracts refused."""
+
+    records: list[OutRecord]
+    failed: dict[int, BaseException] = field(default_factory=dict)
+    dropped: int = 0  # outputs skipped because the model gave a non-finite value
+
+    def add(self, row: int, build: OutRecord | BaseException) -> None:
+        if isinstance(build, BaseException):
+            self.failed.setdefault(row, build)
+        else:
+            self.records.append(build)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """How to label one model's forecasts: the metric, and the step that dates them."""
+
+    metric: str
+    step_seconds: float
+    kind: PredictionKind = "forecast"
+
+
+class Emitter:
+    """Encodes the outputs of scored readings into records for the output topics."""
+
+    def __init__(self, outputs: StreamTopics) -> None:
+        self.outputs = outputs
+        self._predictions = codec_for(topics.PREDICTIONS)
+        self._alerts = codec_for(topics.ALERTS)
+        self._imputed = codec_for(topics.READINGS_IMPUTED)
+
+    def anomalies(
+        self,
+        out: Outbox,
+        readings: Readings[SensorReading],
+        rows: Sequence[int],
+        served: Served,
+        scores: Scores,
+    ) -> None:
+        """An ``anomaly`` alert for every flagged reading."""
+        score, ok = _values(scores.score, len(rows))
+        flagged = _array(scores.flag, len(rows)) > 0
+        level = _levels(scores.severity, len(rows))
+        note = " (robust z-score fallback: no trained model serves)" if served.fallback else ""
+        for j in np.flatnonzero(flagged).tolist():
+            if not ok[j]:
+                out.dropped += 1
+                continue
+            text = f"anomaly score {score[j]:.2f} above {ANOMALY_THRESHOLD:.2f}{note}"
+            alert = _Alert("anomaly", score[j], ANOMALY_THRESHOLD, level[j], text)
+            out.add(rows[j], self._alert(readings, rows[j], served, alert, ()))
+
+    def risks(
+        self,
+        out: Outbox,
+        readings: Readings[SensorReading],
+        rows: Sequence[int],
+        served: Served,
+        scores: Scores,
+    ) -> None:
+        """A ``risk`` prediction per reading, and a ``maintenance`` alert when urgent."""
+        value, ok = _values(scores.value, len(rows))
+        urgent = _array(scores.flag, len(rows)) > 0
+        level = _levels(scores.level, len(rows))
+        for j, row in enumerate(rows):
+            if not ok[j]:
+                out.dropped += 1
+                continue
+            now = readings.messages[row].ts
+            point = (value[j], None, None)
+            out.add(row, self._prediction(readings, row, served, point, now, RISK_METRIC, "risk"))
+            if urgent[j]:
+                text = f"maintenance risk level {level[j]} ({SEVERITIES[level[j]]})"
+                alert = _Alert("maintenance", level[j], URGENT_LEVEL, level[j], text)
+                alert.recommendation = _recommendation(level[j])
+                out.add(row, self._alert(readings, row, served, alert, ("alert",)))
+
+    def forecasts(
+        self,
+        out: Outbox,
+        readings: Readings[Any],
+        rows: Sequence[int],
+        served: Served,
+        scores: Scores,
+        forecast: Forecast,
+    ) -> None:
+        """A ``forecast`` prediction of ``metric`` per reading, ``horizon`` steps ahead."""
+        value, ok = _values(scores.value, len(rows))
+        lower, upper = _bounds(scores.lower, len(rows)), _bounds(scores.upper, len(rows))
+        ahead = timedelta(seconds=served.horizon * forecast.step_seconds)
+        for j, row in enumerate(rows):
+            if not ok[j]:
+                out.dropped += 1
+                continue
+            target = readings.ts(row) + ahead
+            point = (value[j], lower[j], upper[j])
+            built = self._prediction(
+                readings, row, served, point, target, forecast.metric, forecast.kind
+            )
+            out.add(row, built)
+
+    def imputed(
+        self, out: Outbox, readings: Readings[SensorReading], fills: Fills, model: str
+    ) -> None:
+        """An imputed reading per reading with filled gaps (listed in the reading's order).
+
+        ``version`` is the lowest version among the models that filled the reading's gaps,
+        so it is 0 whenever any gap was filled by the fallback and above 0 only when every
+        filled value came from a trained model.
+        """
+        for row in sorted(fills):
+            filled = fills[row]
+            reading = readings.messages[row]
+            values = dict(reading.values)
+            values.update({metric: value for metric, (value, _) in filled.items()})
+            try:
+                message = ImputedReading(
+                    entity_id=reading.entity_id,
+                    kind=reading.kind,
+                    ts=reading.ts,
+                    values=values,
+                    imputed=[metric for metric in reading.values if metric in filled],
+                    model=model,
+                    version=min(version for _, version in filled.values()),
+                )
+                data = self._imputed.encode(message, validate=False)
+            except OUTPUT_ERRORS as exc:
+                out.add(row, exc)
+                continue
+            key = readings.entities[row].encode()
+            out.add(row, OutRecord(self.outputs.imputed, key, data, "imputed"))
+
+    def _prediction(
+        self,
+        readings: Readings[Any],
+        row: int,
+        served: Served,
+        point: tuple[float, float | None, float | None],
+        target: datetime,
+        metric: str,
+        kind: PredictionKind,
+    ) -> OutRecord | BaseException:
+        value, lower, upper = point
+        try:
+            message = Prediction(
+                prediction_id=derive_id(*_origin(readings, row), served.name, metric),
+                model=served.name,
+                version=served.version,
+                key=served.key,
+                entity_id=readings.entities[row],
+                made_at=readings.ts(row),
+                target_ts=target,
+                value=value,
+                lower=lower,
+                upper=upper,
+                kind=kind,
+                metric=metric,
+                fallback=served.fallback,
+            )
+            data = self._predictions.encode(message, validate=False)
+        except OUTPUT_ERRORS as exc:
+            return exc
+        key = readings.entities[row].encode()
+        return OutRecord(self.outputs.predictions, key, data, "prediction")
+
+    def _alert(
+        self,
+        readings: Readings[SensorReading],
+        row: int,
+        served: Served,
+        alert: _Alert,
+        extra: tuple[str, ...],
+    ) -> OutRecord | BaseException:
+        try:
+            message = Alert(
+                alert_id=derive_id(*_origin(readings, row), served.name, *extra),
+                type=alert.type,
+                entity_id=readings.entities[row],
+                ts=readings.ts(row),
+                score=float(alert.score),
+                threshold=float(alert.threshold),
+                severity=SEVERITIES[alert.level],
+                model=served.name,
+                version=served.version,
+                key=served.key,
+                message=alert.message,
+                recommendation=alert.recommendation,
+            )
+            data = self._alerts.encode(message, validate=False)
+        except OUTPUT_ERRORS as exc:
+            return exc
+        key = readings.entities[row].encode()
+        return OutRecord(self.outputs.alerts, key, data, "alert")
+
+
+@dataclass
+class _Alert:
+    type: AlertType
+    score: float
+    threshold: float
+    level: int
+    message: str
+    recommendation: str | None = None
+
+
+def _origin(readings: Readings[Any], row: int) -> tuple[str, int, int]:
+    return readings.topics[row], readings.partitions[row], readings.offsets[row]
+
+
+def _array(values: npt.NDArray[np.generic] | None, size: int) -> FloatArray:
+    if values is None:
+        return np.zeros(size)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _values(values: FloatArray | None, size: int) -> tuple[list[float], list[bool]]:
+    """Python floats of a score array and whether each is a finite, publishable number."""
+    array = _array(values, size)
+    ok = np.isfinite(array) & (np.abs(array) <= MAX_MAGNITUDE)
+    return array.tolist(), ok.tolist()
+
+
+def _bounds(values: FloatArray | None, size: int) -> list[float | None]:
+    """Interval bounds as Python floats; None where absent or not publishable."""
+    if values is None:
+        return [None] * size
+    floats, ok = _values(values, size)
+    return [v if good else None for v, good in zip(floats, ok, strict=True)]
+
+
+def _levels(values: npt.NDArray[np.generic] | None, size: int) -> list[int]:
+    """Levels 0-3 (severity or risk) as Python ints, clipped to the severity vocabulary."""
+    top = len(SEVERITIES) - 1
+    levels = np.clip(np.nan_to_num(_array(values, size)), 0, top).astype(np.int64)
+    return [int(level) for level in levels.tolist()]
+
+
+def _recommendation(level: int) -> str:
+    """The maintenance family's text for a risk level.
+
+    Imported here, not at module level: ``models.maintenance`` imports scikit-learn, which
+    only a worker that serves a maintenance champion (and so has it loaded) may import.
+    """
+    from models.maintenance import recommendation
+
+    return recommendation(level)

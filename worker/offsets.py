@@ -1,0 +1,307 @@
+"""Outputs and offsets of a micro-batch, in one place.
+
+The runtime hands every batch to a :class:`Checkpoint`: ``begin``, ``produce`` the outputs,
+``commit`` the batch. Two implementations, chosen by ``WorkerSettings.guarantee``:
+
+* :class:`AtLeastOnce` - the consumer runs with ``enable.auto.offset.store=false``. ``commit``
+  flushes the producer and checks the delivery reports; only when every output of the batch
+  is acknowledged are the batch's next offsets *stored*, and librdkafka's auto-commit (plus
+  an explicit commit on revoke and on close) commits stored offsets. A crash anywhere before
+  the store replays the batch: outputs may repeat (their ids are deterministic), none is lost.
+* :class:`ExactlyOnce` - one transaction per batch: ``begin_transaction``, produce,
+  ``send_offsets_to_transaction`` with the consumer's group metadata (fencing zombies of a
+  rebalance, KIP-447), ``commit_transaction``. An abortable error aborts the transaction and
+  rewinds the batch's partitions to their last committed offsets, so the batch is consumed
+  and scored again; :class:`TransactionAborted` tells the runtime which partitions to re-warm.
+
+Delivery failures (at least once): librdkafka has already retried an output for
+``message.timeout.ms`` (2 min by default) when it reports it failed, so the cluster is not
+taking writes. The batch's offsets are not stored and :class:`DeliveryError` is raised: the
+worker stops and exits non-zero, loudly, and whatever restarts it replays from the last
+committed offsets. Retrying in-process was rejected: an idempotent producer with timed-out
+records may have a sequence gap it cannot recover from, and a fresh process is the clean
+state.
+
+Backpressure: ``produce`` never drops a record. When librdkafka's queue (bounded by
+``queue.buffering.max.*``) is full it raises BufferError; we serve delivery reports for a
+moment and try again, so memory stays bounded and consumption slows to the broker's pace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from events.dlq import KafkaMessage
+from worker import metrics
+from worker.errors import WorkerError
+from worker.records import OutRecord
+
+log = logging.getLogger(__name__)
+
+# While the producer queue is full, serve delivery reports this long before trying again:
+# long enough to free space (a request round trip), short enough not to idle.
+QUEUE_FULL_WAIT_S: Final = 0.05
+# commit_transaction errors marked retriable (e.g. a coordinator moving) usually clear
+# within a few attempts; past that the error is treated as fatal.
+COMMIT_ATTEMPTS: Final = 5
+
+Partition = tuple[str, int]
+
+
+class OffsetError(WorkerError):
+    """Root of the errors of the offset and transaction handling."""
+
+
+class DeliveryError(OffsetError):
+    """Outputs of a batch were not acknowledged; its offsets were not stored."""
+
+
+class TransactionError(OffsetError):
+    """A transaction failed in a way that aborting cannot fix (fenced, fatal)."""
+
+
+class TransactionAborted(OffsetError):
+    """The batch's transaction was aborted and its partitions rewound to committed offsets."""
+
+    def __init__(self, message: str, partitions: Sequence[Partition]) -> None:
+        super().__init__(message)
+        self.partitions = list(partitions)
+
+
+class ProducerLike(Protocol):
+    """What the checkpoints use of ``confluent_kafka.Producer``."""
+
+    def produce(self, *args: Any, **kwargs: Any) -> None: ...
+    def poll(self, timeout: float = ...) -> int: ...
+    def flush(self, timeout: float = ...) -> int: ...
+
+
+class TransactionalProducer(ProducerLike, Protocol):
+    def init_transactions(self, timeout: float = ...) -> None: ...
+    def begin_transaction(self) -> None: ...
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float = ...
+    ) -> None: ...
+    def commit_transaction(self, timeout: float = ...) -> None: ...
+    def abort_transaction(self, timeout: float = ...) -> None: ...
+
+
+class ConsumerLike(Protocol):
+    """What the checkpoints use of ``confluent_kafka.Consumer``."""
+
+    def store_offsets(self, *args: Any, **kwargs: Any) -> None: ...
+    def commit(self, *args: Any, **kwargs: Any) -> Any: ...
+    def committed(self, partitions: list[TopicPartition], timeout: float = ...) -> Any: ...
+    def seek(self, partition: TopicPartition) -> None: ...
+    def consumer_group_metadata(self) -> Any: ...
+
+
+class Deliveries:
+    """The producer's delivery callback: collects the failures (successes are not reported)."""
+
+    def __init__(self) -> None:
+        self.failures: list[KafkaError] = []
+
+    def __call__(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self.failures.append(error)
+
+    def take(self) -> list[KafkaError]:
+        failures, self.failures = self.failures, []
+        return failures
+
+
+class Outputs:
+    """Produces a batch's records with backpressure and checks they were all acknowledged."""
+
+    def __init__(self, producer: ProducerLike, deliveries: Deliveries, flush_timeout_s: float):
+        self.producer = producer
+        self.deliveries = deliveries
+        self.flush_timeout_s = flush_timeout_s
+
+    def produce(self, records: Sequence[OutRecord]) -> None:
+        produce = self.producer.produce
+        waits = 0
+        for record in records:
+            while True:
+                try:
+                    produce(record.topic, record.value, record.key, headers=record.headers)
+                    break
+                except BufferError:
+                    waits += 1
+                    self.producer.poll(QUEUE_FULL_WAIT_S)
+        if waits:
+            metrics.PRODUCE_BACKPRESSURE.inc(waits)
+
+    def acknowledge(self) -> None:
+        """Wait until every record produced so far is acknowledged; DeliveryError if not."""
+        remaining = self.producer.flush(self.flush_timeout_s)
+        failures = self.deliveries.take()
+        for error in failures:
+            metrics.DELIVERY_FAILURES.labels(_error_name(error)).inc()
+        if failures:
+            raise DeliveryError(
+                f"{len(failures)} output(s) not acknowledged, first: {failures[0]}; "
+                "offsets of the batch were not stored"
+            )
+        if remaining:
+            raise DeliveryError(
+                f"{remaining} output(s) still unacknowledged after {self.flush_timeout_s:.0f} s; "
+                "offsets of the batch were not stored"
+            )
+
+
+class Checkpoint(Protocol):
+    """How a batch's outputs and offsets are made durable."""
+
+    def begin(self) -> None: ...
+    def produce(self, records: Sequence[OutRecord]) -> None: ...
+    def commit(self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]) -> None: ...
+    def revoke(self, consumer: ConsumerLike) -> None: ...
+    def close(self, consumer: ConsumerLike) -> None: ...
+
+
+class AtLeastOnce:
+    """Store a batch's offsets only after all its outputs are acknowledged."""
+
+    def __init__(self, outputs: Outputs) -> None:
+        self.outputs = outputs
+
+    def begin(self) -> None:
+        """Nothing to open: outputs and offsets are separate writes."""
+
+    def produce(self, records: Sequence[OutRecord]) -> None:
+        self.outputs.produce(records)
+
+    def commit(self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]) -> None:
+        self.outputs.acknowledge()
+        consumer.store_offsets(offsets=next_offsets(messages))
+
+    def revoke(self, consumer: ConsumerLike) -> None:
+        """Partitions are leaving: commit what is stored now rather than at the next tick."""
+        self.outputs.acknowledge()
+        commit_stored(consumer)
+
+    def close(self, consumer: ConsumerLike) -> None:
+        commit_stored(consumer)
+
+
+class ExactlyOnce:
+    """One transaction per batch: outputs and input offsets commit together or not at all."""
+
+    def __init__(self, producer: TransactionalProducer, outputs: Outputs, timeout_s: float):
+        self.producer = producer
+        self.outputs = outputs
+        self.timeout_s = timeout_s
+        # Aborts any transaction a previous incarnation of this instance left open and
+        # fences it (same transactional.id).
+        producer.init_transactions(timeout_s)
+
+    def begin(self) -> None:
+        self.outputs.deliveries.take()
+        self.producer.begin_transaction()
+
+    def produce(self, records: Sequence[OutRecord]) -> None:
+        self.outputs.produce(records)
+
+    def commit(self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]) -> None:
+        try:
+            self.producer.send_offsets_to_transaction(
+                next_offsets(messages), consumer.consumer_group_metadata(), self.timeout_s
+            )
+            self._commit_transaction()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (isinstance(error, KafkaError) and error.txn_requires_abort()):
+                metrics.TRANSACTIONS.labels("failed").inc()
+                raise TransactionError(f"transaction failed and cannot be aborted: {exc}") from exc
+            partitions = self._abort(consumer, messages)
+            raise TransactionAborted(
+                f"transaction aborted ({error}); rewound {len(partitions)} partition(s)",
+                partitions,
+            ) from exc
+        metrics.TRANSACTIONS.labels("committed").inc()
+
+    def revoke(self, consumer: ConsumerLike) -> None:
+        """Nothing to do: every batch's transaction completes before the next poll."""
+
+    def close(self, consumer: ConsumerLike) -> None:
+        """Nothing to do: no transaction stays open between batches."""
+
+    def _commit_transaction(self) -> None:
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                self.producer.commit_transaction(self.timeout_s)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if attempt == COMMIT_ATTEMPTS or not (
+                    isinstance(error, KafkaError) and error.retriable()
+                ):
+                    raise
+                log.warning("commit_transaction attempt %d failed, retrying: %s", attempt, error)
+
+    def _abort(self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]) -> list[Partition]:
+        self.producer.abort_transaction(self.timeout_s)
+        self.outputs.deliveries.take()
+        metrics.TRANSACTIONS.labels("aborted").inc()
+        return rewind(consumer, messages, self.timeout_s)
+
+
+def next_offsets(messages: Sequence[KafkaMessage]) -> list[TopicPartition]:
+    """Per partition of the batch, the offset after its last message (what to commit)."""
+    last: dict[Partition, int] = {}
+    for message in messages:
+        last[(message.topic() or "", message.partition() or 0)] = message.offset() or 0
+    return [
+        TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()
+    ]
+
+
+def rewind(
+    consumer: ConsumerLike, messages: Sequence[KafkaMessage], timeout_s: float
+) -> list[Partition]:
+    """Seek the batch's partitions back to their committed offsets.
+
+    A partition that has no committed offset yet goes back to the batch's first offset of
+    it, which is where consumption of it started.
+    """
+    first: dict[Partition, int] = {}
+    for message in messages:
+        first.setdefault((message.topic() or "", message.partition() or 0), message.offset() or 0)
+    asked = [TopicPartition(topic, partition) for topic, partition in first]
+    try:
+        committed = consumer.committed(asked, timeout=timeout_s)
+    except KafkaException as exc:
+        raise TransactionError(f"cannot read committed offsets to rewind: {exc}") from exc
+    for tp in committed:
+        offset = tp.offset if tp.offset >= 0 else first[(tp.topic, tp.partition)]
+        consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+    return list(first)
+
+
+def commit_stored(consumer: ConsumerLike) -> None:
+    """Synchronously commit the stored offsets; nothing stored is not an error.
+
+    A failed commit is logged, not raised: the offsets stay stored and the next commit
+    carries them; if the partitions move meanwhile, their next owner replays a little
+    (at least once, never lost).
+    """
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        error = exc.args[0]
+        if isinstance(error, KafkaError) and error.code() == KafkaError._NO_OFFSET:
+            return
+        log.warning("committing stored offsets failed (they will be retried): %s", exc)
+
+
+def _error_name(error: KafkaError) -> str:
+    try:
+        return str(error.name())
+    except Exception:  # a fake or exotic error object; the label must still be bounded
+        return "unknown"

@@ -1,0 +1,112 @@
+"""The worker's scoring pipeline: a consumed micro-batch in, the records to produce out.
+
+:class:`ScoringPipeline` implements ``worker.records.Pipeline`` without any Kafka client:
+
+* ``process``: decode (refused records to ``dlq.<topic>``), push every reading into its
+  entity's window, score each served model once over the batch, encode the outputs.
+* ``warm``: push history read back on assignment into state; emits nothing, and records
+  that fail to decode are skipped (they were dead-lettered when first processed).
+* ``forget``: drop the state of entities on revoked partitions.
+* ``history_needed``: readings per entity the served models' windows need.
+* ``refresh``: after a ``model.updates`` swap, serve the named key; True when the state
+  must be read back again (``forget`` + ``warm``) because a window grew.
+
+State only moves forward: a reading is scored once, when it is newer than its entity's
+last one. To score a batch again after its outputs were lost (an aborted transaction),
+``forget`` its partitions and ``warm`` them up to the batch first, as a restarted worker
+would. A restarted worker warmed with the history before its committed offsets (at least
+``history_needed`` readings per entity) produces exactly the outputs an uninterrupted
+one would have.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from events.dlq import KafkaMessage
+from models.store import ModelStore
+from worker.deadletters import DeadLetters
+from worker.demand import DemandStream
+from worker.emit import Emitter
+from worker.intake import Intake
+from worker.records import BatchResult
+from worker.routes import STREAMS, ModelRoutes, StreamTopics
+from worker.sensors import SensorStream
+from worker.serving import ModelSource, Serving
+
+if TYPE_CHECKING:
+    from models.cache import ModelCache
+    from worker.settings import WorkerSettings
+
+
+class ScoringPipeline:
+    """Scores sensor and demand readings with the champions of a model store."""
+
+    def __init__(
+        self,
+        store: ModelStore,
+        cache: ModelSource,
+        *,
+        streams: StreamTopics | None = None,
+        routes: ModelRoutes | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.streams = streams or StreamTopics()
+        self.serving = Serving(store, cache, routes or ModelRoutes(), clock)
+        emitter = Emitter(self.streams)
+        self.sensor = SensorStream(self.serving, emitter)
+        self.demand = DemandStream(self.serving, emitter)
+        self._intake = Intake(self.streams)
+
+    def process(self, messages: Sequence[KafkaMessage]) -> BatchResult:
+        """Outputs of one consumed batch; bad records become DLQ records, never errors."""
+        result = BatchResult()
+        dead = DeadLetters(result)
+        decoded = self._intake.read(messages, dead)
+        if decoded.sensor:
+            self.sensor.process(decoded.sensor, result, dead)
+        if decoded.demand:
+            self.demand.process(decoded.demand, result, dead)
+        return result
+
+    def warm(self, messages: Sequence[KafkaMessage]) -> None:
+        """Feed history into state (in offset order per partition), emitting nothing."""
+        decoded = self._intake.read(messages, None)
+        if decoded.sensor:
+            self.sensor.warm(decoded.sensor)
+        if decoded.demand:
+            self.demand.warm(decoded.demand)
+
+    def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Drop the state of every entity last seen on one of ``partitions``."""
+        self.sensor.state.forget(partitions)
+        self.demand.state.forget(partitions)
+
+    def history_needed(self, topic: str | None = None) -> int:
+        """Readings per entity to read back: for ``topic``, or the most any stream needs."""
+        stream = None if topic is None else self.streams.stream_of(topic)
+        if stream is not None:
+            return self.serving.needed(stream)
+        return max(self.serving.needed(kind) for kind in STREAMS)
+
+    def refresh(self, name: str, key: str | None) -> bool:
+        """Serve ``name``/``key`` (promoted or rolled back) from the next batch on.
+
+        Returns True when its window is longer than the state holds: the caller should
+        then ``forget`` and ``warm`` the assigned partitions again for exact windows
+        (until then the state keeps what it has and grows as readings arrive).
+        """
+        stream = self.serving.routes.stream_of(name)
+        if stream is None:  # a model this pipeline does not serve
+            return False
+        self.serving.refresh(name, key)
+        held = self.sensor.state.length if stream == "sensor" else self.demand.state.length
+        return self.serving.needed(stream) > held
+
+
+def build_pipeline(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeline:
+    """The pipeline of ``WorkerSettings`` (the runtime's default ``pipeline`` factory)."""
+    streams = StreamTopics.for_inputs(settings.input_topics, alerts=settings.alerts_topic)
+    return ScoringPipeline(ModelStore(settings.model_store), cache, streams=streams)

@@ -1,0 +1,316 @@
+"""The consume loop of the stream worker (the hot path).
+
+One thread does everything that touches the group consumer and the scoring pipeline:
+
+    consume(num_messages=batch_max_records, timeout=batch_max_wait_s)   # micro-batch
+    -> pipeline.process(batch)                                          # decode, score
+    -> checkpoint.produce(outputs); checkpoint.commit(batch)            # worker.offsets
+
+Rebalance callbacks (warm-up, commit on revoke; worker.warmup) run inside ``consume()`` on
+this same thread, so the pipeline is never called concurrently. Metrics are updated once
+per batch. :meth:`Runner.stop` (from a signal handler) lets the current batch finish, then
+the loop commits, leaves the group and stops the updates thread and the HTTP server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
+
+import confluent_kafka
+from confluent_kafka import KafkaError, TopicPartition
+
+from events.dlq import KafkaMessage
+from events.settings import KafkaSettings
+from models.cache import ModelCache
+from models.store import ModelStore
+from worker import metrics
+from worker.errors import WorkerError
+from worker.http import Health, HealthServer
+from worker.offsets import (
+    AtLeastOnce,
+    Checkpoint,
+    Deliveries,
+    ExactlyOnce,
+    Outputs,
+    TransactionAborted,
+)
+from worker.records import Pipeline
+from worker.settings import PipelineFactory, WorkerSettings
+from worker.updates import AlertPublisher, ModelUpdates, parse_model_key
+from worker.warmup import Assignments, GroupConsumer, HistoryReader
+
+log = logging.getLogger(__name__)
+
+# Consumer error codes that are expected and not worth a count.
+IGNORED_ERRORS: Final = frozenset({KafkaError._PARTITION_EOF})
+# flush() waits out librdkafka's own delivery timeout plus this, for the last reports.
+FLUSH_MARGIN_S: Final = 5.0
+# A model alert is one small record; 30 s flags a broker that is not taking writes.
+ALERT_TIMEOUT_S: Final = 30.0
+
+
+class WorkerStopped(WorkerError):
+    """The worker stopped because a component it depends on failed."""
+
+
+class Consumer(GroupConsumer, Protocol):
+    """What the runner uses of ``confluent_kafka.Consumer``."""
+
+    def subscribe(self, *args: Any, **kwargs: Any) -> None: ...
+    def consume(self, num_messages: int = ..., timeout: float = ...) -> list[Any]: ...
+    def close(self) -> None: ...
+
+
+class CacheLike(Protocol):
+    @property
+    def bytes_used(self) -> int: ...
+
+
+class Runner:
+    """Runs the consume loop until :meth:`stop`; closes everything on the way out."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        consumer: Consumer,
+        checkpoint: Checkpoint,
+        pipeline: Pipeline,
+        *,
+        health: Health,
+        reader: HistoryReader,
+        updates: ModelUpdates | None = None,
+        cache: CacheLike | None = None,
+        server: HealthServer | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.checkpoint = checkpoint
+        self.pipeline = pipeline
+        self.health = health
+        self.reader = reader
+        self.updates = updates
+        self.cache = cache
+        self.server = server
+        self._stop = stop_event or threading.Event()
+        self.assignments = Assignments(
+            pipeline,
+            checkpoint,
+            reader,
+            health,
+            records=settings.warmup_records,
+            timeout_s=settings.warmup_timeout_s,
+            reset=settings.auto_offset_reset,
+            name=settings.instance_id,
+        )
+        self._refresh = getattr(pipeline, "refresh", None)
+        if updates is None:
+            health.set_models_ready(True)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the batch in flight (safe from a signal handler)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Start, process batches until stopped; always closes the clients."""
+        try:
+            self.start()
+            while not self._stop.is_set():
+                self.step()
+        finally:
+            self.close()
+
+    def start(self) -> None:
+        """Serve HTTP, follow model updates and join the group (partitions come later)."""
+        if self.server is not None:
+            self.server.start()
+        if self.updates is not None:
+            self.updates.start()
+        self.consumer.subscribe(
+            list(self.settings.input_topics),
+            on_assign=self.assignments.on_assign,
+            on_revoke=self.assignments.on_revoke,
+            on_lost=self.assignments.on_lost,
+        )
+        log.info(
+            "worker %s consuming %s in group %s (%s)",
+            self.settings.instance_id,
+            ", ".join(self.settings.input_topics),
+            self.settings.group_id,
+            self.settings.guarantee,
+        )
+
+    def step(self) -> int:
+        """Consume, score and commit one micro-batch; returns the records it processed."""
+        messages = self.consumer.consume(
+            num_messages=self.settings.batch_max_records, timeout=self.settings.batch_max_wait_s
+        )
+        self.health.polled()
+        self._watch_updates()
+        batch = self._valid(messages)
+        if not batch:
+            return 0
+        started = time.monotonic()
+        self.checkpoint.begin()
+        result = self.pipeline.process(batch)
+        self.checkpoint.produce(result.records)
+        try:
+            self.checkpoint.commit(self.consumer, batch)
+        except TransactionAborted as exc:
+            log.warning("%s; re-warming and consuming the batch again", exc)
+            self.assignments.rewarm(self.consumer, exc.partitions)
+            return 0
+        acknowledged_ms = time.time_ns() // 1_000_000
+        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+        metrics.record_result(result)
+        self._observe(batch, acknowledged_ms)
+        return len(batch)
+
+    def close(self) -> None:
+        """Commit what is acknowledged, leave the group, stop the helpers (best effort)."""
+        self.health.set_stopping()
+        steps = (
+            ("commit", lambda: self.checkpoint.close(self.consumer)),
+            ("consumer close", self.consumer.close),
+            ("warm-up reader close", self.reader.close),
+            ("updates stop", self.updates.stop if self.updates else None),
+            ("http stop", self.server.stop if self.server else None),
+        )
+        for name, action in steps:
+            if action is None:
+                continue
+            try:
+                action()
+            except Exception:
+                log.exception("shutdown step %r failed", name)
+        log.info("worker %s stopped", self.settings.instance_id)
+
+    def _watch_updates(self) -> None:
+        if self.updates is None:
+            return
+        if not self.updates.is_alive() and not self._stop.is_set():
+            raise WorkerStopped("the model updates thread died; stopping") from self.updates.error
+        self.health.set_models_ready(self.updates.ready.is_set())
+        if self._refresh is None:
+            return
+        rewarm = False
+        for name, key in self.updates.refreshes():
+            # True: the new model needs a longer window than the state holds.
+            rewarm = bool(self._refresh(name, key)) or rewarm
+        if rewarm and self.assignments.assigned:
+            log.info("a swapped model needs more history; re-warming the assigned partitions")
+            self.assignments.rewarm(self.consumer, sorted(self.assignments.assigned), True)
+
+    def _valid(self, messages: Sequence[Any]) -> list[KafkaMessage]:
+        """The batch without error events; errors are counted and logged once per batch."""
+        if not messages:
+            return []
+        batch = [m for m in messages if m.error() is None]
+        if len(batch) == len(messages):
+            return batch
+        errors = Counter(
+            m.error().name()
+            for m in messages
+            if m.error() is not None and m.error().code() not in IGNORED_ERRORS
+        )
+        for reason, count in errors.items():
+            metrics.CONSUME_ERRORS.labels(reason).inc(count)
+        if errors:
+            log.warning(
+                "consume returned %d error event(s): %s",
+                sum(errors.values()),
+                ", ".join(f"{name} x{count}" for name, count in errors.items()),
+            )
+        return batch
+
+    def _observe(self, batch: Sequence[KafkaMessage], acknowledged_ms: int) -> None:
+        per_topic: Counter[str] = Counter()
+        oldest: dict[str, int] = {}
+        last: dict[tuple[str, int], int] = {}
+        for message in batch:
+            topic = message.topic() or ""
+            per_topic[topic] += 1
+            _, timestamp_ms = message.timestamp()
+            if timestamp_ms > 0 and timestamp_ms < oldest.get(topic, acknowledged_ms + 1):
+                oldest[topic] = timestamp_ms
+            last[(topic, message.partition() or 0)] = message.offset() or 0
+        metrics.record_consumed(per_topic)
+        metrics.record_latency(oldest, acknowledged_ms)
+        metrics.record_lag(self._lags(last))
+        if self.cache is not None:
+            metrics.CACHE_BYTES.set(self.cache.bytes_used)
+
+    def _lags(self, last: dict[tuple[str, int], int]) -> list[tuple[str, int, int]]:
+        lags = []
+        for (topic, partition), offset in last.items():
+            # The high watermark arrives with every fetch response: no broker round trip.
+            _, high = self.consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), cached=True
+            )
+            if high is not None and high >= 0:
+                lags.append((topic, partition, max(0, high - offset - 1)))
+        return lags
+
+
+def build_runner(
+    settings: WorkerSettings,
+    kafka: KafkaSettings,
+    factory: PipelineFactory | None = None,
+    stop_event: threading.Event | None = None,
+) -> Runner:
+    """A runner wired to real Kafka clients, the model store and an HTTP server."""
+    # librdkafka's own log lines go through Python logging (plain or JSON lines alike).
+    kafka_log = {"logger": logging.getLogger("worker.kafka")}
+
+    def consumer_of(config: dict[str, Any]) -> confluent_kafka.Consumer:
+        return confluent_kafka.Consumer({**config, **kafka_log})
+
+    def producer_of(config: dict[str, Any]) -> confluent_kafka.Producer:
+        return confluent_kafka.Producer({**config, **kafka_log})
+
+    cache = ModelCache(ModelStore(settings.model_store), settings.cache_bytes)
+    pipeline = (factory or settings.pipeline_factory())(settings, cache)
+    deliveries = Deliveries()
+    producer = producer_of({**settings.producer_config(kafka), "on_delivery": deliveries})
+    outputs = Outputs(producer, deliveries, settings.delivery_timeout_ms / 1000 + FLUSH_MARGIN_S)
+    checkpoint: Checkpoint = (
+        ExactlyOnce(producer, outputs, settings.transaction_timeout_ms / 1000)
+        if settings.guarantee == "exactly_once"
+        else AtLeastOnce(outputs)
+    )
+    stop = stop_event or threading.Event()
+    health = Health(settings.liveness_timeout_s)
+    alerts = AlertPublisher(
+        producer_of({**kafka.client_config(), "enable.idempotence": True, "acks": "all"}),
+        settings.alerts_topic,
+        ALERT_TIMEOUT_S,
+    )
+    updates = ModelUpdates(
+        settings.updates_topic,
+        cache,
+        lambda: consumer_of(settings.reader_config(kafka, "updates")),
+        alerts,
+        settings.instance_id,
+        [parse_model_key(text) for text in settings.preload_models],
+    )
+    return Runner(
+        settings,
+        consumer_of(settings.consumer_config(kafka)),
+        checkpoint,
+        pipeline,
+        health=health,
+        reader=HistoryReader(lambda: consumer_of(settings.reader_config(kafka, "warmup")), stop),
+        updates=updates,
+        cache=cache,
+        server=HealthServer(health, settings.http_host, settings.http_port),
+        stop_event=stop,
+    )

@@ -1,0 +1,78 @@
+"""One model over a group of rows of a batch: features, one vectorized call, its time.
+
+:meth:`Scorer.run` cuts the windows the model's spec needs from the batch snapshot, builds
+the feature rows with the spec (the code training used) and calls the model once. A model
+that raises is logged once for the group and reported as None, so the caller serves a
+fallback and no reading is lost. Time in the model call and the version used are booked
+on the batch result for the runtime's metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from models.base import FloatArray, Scores
+from worker.intake import Readings
+from worker.records import BatchResult
+from worker.serving import Served
+from worker.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+Call = Callable[[FloatArray], Scores]
+
+
+@runtime_checkable
+class GapFiller(Protocol):
+    """A model that estimates a reading's missing target (``SequenceModel``)."""
+
+    def impute_rows(self, features: FloatArray) -> Scores: ...
+
+
+class Scorer:
+    """Runs served models for one batch and books their time and versions."""
+
+    def __init__(self, result: BatchResult) -> None:
+        self.result = result
+
+    def run(
+        self,
+        served: Served,
+        snapshot: Snapshot,
+        readings: Readings[Any],
+        rows: Sequence[int],
+        call: Call | None = None,
+    ) -> Scores | None:
+        """Scores of ``rows`` (``call`` defaults to ``predict_batch``); None if it failed."""
+        spec = served.spec
+        try:
+            windows = snapshot.windows(spec.inputs, spec.history_needed, rows)
+            features = spec.rows(windows, readings.times(rows), readings.entity_array(rows))
+            started = time.perf_counter()
+            try:
+                scores = (call or served.model.predict_batch)(features)
+            finally:
+                spent = self.result.model_seconds
+                spent[served.name] = spent.get(served.name, 0.0) + time.perf_counter() - started
+            if len(scores) != len(rows):
+                raise ValueError(f"returned {len(scores)} scores for {len(rows)} rows")
+        # A model may raise anything its framework raises; one failing group must neither
+        # crash the batch nor lose its readings: the caller serves a fallback instead.
+        except Exception as exc:
+            log.warning(
+                "%s failed on %d reading(s) of this batch: %s: %s",
+                served.label,
+                len(rows),
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        # A key may serve twice in a batch (a sequence model forecasts and fills gaps); the
+        # version reported is the trained one whenever it scored anything.
+        booked = self.result.versions
+        model_key = (served.name, served.key)
+        booked[model_key] = max(booked.get(model_key, 0), served.version)
+        return scores

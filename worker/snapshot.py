@@ -1,0 +1,117 @@
+"""The windows of one micro-batch: one per accepted reading, taken right after its push.
+
+Entities of one feed share a metric layout (the metrics they report), so the windows are
+stacked per layout: ``[readings of the layout, length, metrics of the layout]``. A model
+asks for its spec's inputs and window length with :meth:`Snapshot.windows` and gets the
+``[rows, W, inputs]`` array ``models.features.frame_rows`` would have cut from a history
+frame: the last W readings, oldest first, NaN where an input was never reported. The
+work is one gather per layout, never one per reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from models.base import FloatArray
+from models.features.stats import forward_fill
+
+IntArray = npt.NDArray[np.int64]
+Rows = Sequence[int] | IntArray
+
+
+@dataclass(frozen=True)
+class Group:
+    """Stacked windows of the readings whose entities share one metric layout."""
+
+    names: tuple[str, ...]
+    index: Mapping[str, int]
+    windows: FloatArray  # [readings, length, len(names)]
+
+
+@dataclass
+class SnapshotBuilder:
+    """Collects the windows of a batch reading by reading, then stacks them per layout."""
+
+    length: int
+    _rows: dict[tuple[str, ...], list[FloatArray]] = field(default_factory=dict)
+    _group_of: list[int] = field(default_factory=list)
+    _position: list[int] = field(default_factory=list)
+    _order: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    def add(self, names: tuple[str, ...], window: FloatArray) -> None:
+        """The window ``[length, len(names)]`` of the next accepted reading."""
+        number = self._order.setdefault(names, len(self._order))
+        stacked = self._rows.setdefault(names, [])
+        self._group_of.append(number)
+        self._position.append(len(stacked))
+        stacked.append(window)
+
+    def build(self) -> Snapshot:
+        groups = [
+            Group(names, {n: i for i, n in enumerate(names)}, np.stack(self._rows[names]))
+            for names in self._order
+        ]
+        return Snapshot(
+            self.length,
+            groups,
+            np.asarray(self._group_of, dtype=np.int64),
+            np.asarray(self._position, dtype=np.int64),
+        )
+
+
+class Snapshot:
+    """Windows of the accepted readings of one batch (row i = the i-th accepted reading)."""
+
+    def __init__(
+        self, length: int, groups: list[Group], group_of: IntArray, position: IntArray
+    ) -> None:
+        self.length = length
+        self.groups = groups
+        self._group_of = group_of
+        self._position = position
+
+    def __len__(self) -> int:
+        return int(self._group_of.shape[0])
+
+    def windows(self, inputs: Sequence[str], length: int, rows: Rows | None = None) -> FloatArray:
+        """``[rows, length, len(inputs)]`` windows of ``inputs`` (NaN where never reported).
+
+        A ``length`` above the state's holds NaN in front, like a young entity's window.
+        """
+        picked = self._rows(rows)
+        out = np.full((picked.shape[0], length, len(inputs)), np.nan)
+        depth = min(length, self.length)
+        steps = np.arange(length - depth, length)
+        for number in np.unique(self._group_of[picked]).tolist():
+            group = self.groups[number]
+            targets = [j for j, name in enumerate(inputs) if name in group.index]
+            if not targets:
+                continue
+            sources = [group.index[inputs[j]] for j in targets]
+            at = np.flatnonzero(self._group_of[picked] == number)
+            block = group.windows[self._position[picked[at]]][:, self.length - depth :, :]
+            columns = np.asarray(targets, dtype=np.int64)
+            out[np.ix_(at, steps, columns)] = block[:, :, sources]
+        return out
+
+    def metrics(self, rows: Rows | None = None) -> tuple[str, ...]:
+        """Every metric reported by the entities of ``rows``, in order of first appearance."""
+        picked = self._rows(rows)
+        seen: dict[str, None] = {}
+        for number in np.unique(self._group_of[picked]).tolist():
+            seen.update(dict.fromkeys(self.groups[number].names))
+        return tuple(seen)
+
+    def last_observed(self, metric: str, rows: Rows) -> FloatArray:
+        """The latest non-missing value of ``metric`` in each row's window (NaN if none)."""
+        window = self.windows((metric,), self.length, rows)
+        return forward_fill(window)[:, -1, 0]
+
+    def _rows(self, rows: Rows | None) -> IntArray:
+        if rows is None:
+            return np.arange(len(self), dtype=np.int64)
+        return np.asarray(rows, dtype=np.int64)

@@ -1,0 +1,94 @@
+"""What every input stream does with its readings: plan, push into state, score, emit.
+
+A stream owns the per-entity state of its readings. :meth:`Stream.process` resolves the
+models that serve the batch first (so the state can grow to their windows before anything
+is pushed), pushes every reading in batch order, scores the accepted readings and
+dead-letters the readings whose outputs the contracts refused. Subclasses say how a
+reading becomes state values, which models serve and how their scores become outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import ClassVar, Generic, TypeVar
+
+from events.dlq import PROCESSING_REASON
+from events.readings import DemandReading, SensorReading
+from worker.deadletters import DeadLetters
+from worker.emit import Emitter, Outbox
+from worker.intake import Readings
+from worker.records import BatchResult
+from worker.routes import ModelRoutes, StreamKind
+from worker.scoring import Scorer
+from worker.serving import Serving
+from worker.snapshot import Snapshot
+from worker.state import StreamState, Values
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", SensorReading, DemandReading)
+P = TypeVar("P")
+
+
+class Stream(ABC, Generic[R, P]):
+    """One input stream's state and scoring; ``P`` is what :meth:`plan` resolves."""
+
+    kind: ClassVar[StreamKind]
+
+    def __init__(self, serving: Serving, emitter: Emitter) -> None:
+        self.serving = serving
+        self.emitter = emitter
+        self.routes: ModelRoutes = serving.routes
+        self.state = StreamState(serving.needed(self.kind))
+
+    @abstractmethod
+    def values(self, reading: R) -> Values:
+        """The state values of one reading (metric or input name -> value)."""
+
+    @abstractmethod
+    def plan(self, readings: Readings[R]) -> P:
+        """The models that serve this batch, each resolved once."""
+
+    @abstractmethod
+    def score(
+        self, plan: P, batch: Readings[R], snapshot: Snapshot, scorer: Scorer, out: Outbox
+    ) -> None:
+        """Score the accepted readings (``snapshot`` row i is ``batch`` row i)."""
+
+    def process(self, readings: Readings[R], result: BatchResult, dead: DeadLetters) -> None:
+        """Push ``readings`` into state and add their outputs to ``result``."""
+        plan = self.plan(readings)
+        self.state.require(self.serving.needed(self.kind))
+        accepted, snapshot = self.state.push_batch(*self._columns(readings))
+        self._count_stale(readings, accepted, result)
+        if not accepted:
+            return
+        batch = readings.take(accepted)
+        out = Outbox(result.records)
+        self.score(plan, batch, snapshot, Scorer(result), out)
+        for row, error in out.failed.items():
+            dead.refuse(batch.sources[row], error, PROCESSING_REASON)
+        if out.dropped:
+            log.warning("%s: %d non-finite model output(s) dropped", self.kind, out.dropped)
+
+    def warm(self, readings: Readings[R]) -> int:
+        """Push history into state only; how many readings were new."""
+        self.state.require(self.serving.needed(self.kind))
+        return self.state.warm(*self._columns(readings))
+
+    def _columns(
+        self, readings: Readings[R]
+    ) -> tuple[list[str], list[Values], list[int], list[tuple[str, int]]]:
+        values = [self.values(message) for message in readings.messages]
+        wheres = list(zip(readings.topics, readings.partitions, strict=True))
+        return readings.entities, values, readings.stamps_ns, wheres
+
+    @staticmethod
+    def _count_stale(readings: Readings[R], accepted: list[int], result: BatchResult) -> None:
+        if len(accepted) == len(readings):
+            return
+        kept = set(accepted)
+        for i, topic in enumerate(readings.topics):
+            if i not in kept:
+                result.stale[topic] = result.stale.get(topic, 0) + 1

@@ -1,0 +1,275 @@
+"""Hot swaps: a thread that follows ``model.updates`` and swaps models off the hot path.
+
+Every worker instance must see every update, so this is a broadcast read, not a shared
+one: the thread's consumer joins no group - it ``assign()``s every partition of the topic
+itself, starting at the high watermarks read when it starts (explicit offsets, so an update
+published after the instance reports ready is never skipped). Older updates are not
+replayed: the cache loads the store's current champion on first use anyway.
+
+For ``promoted`` and ``rolled_back`` the thread calls ``cache.swap(model, key, version)``,
+which loads, verifies and warms the new version while the old one keeps serving, then
+swaps atomically. Keys this instance has not loaded are left alone (``load_if_absent=False``):
+with a model per product, loading every promoted key into every instance would fill the
+cache with models it never serves. A failed load (integrity error, unknown family, broken
+files) keeps the old version serving, is logged and counted, and publishes an ``Alert`` of
+type ``model``. ``challenger`` updates swap nothing. In every case the pipeline is told
+(``refresh(model, key)``, when it has that method) - on the consume thread, between
+batches, so that the pipeline never needs to be thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from confluent_kafka import KafkaException, TopicPartition
+
+from events import Alert, ContractError, ModelUpdate, codec_for, derive_id, topics
+from events.dlq import SourceRecord
+from models.versions import LoadedModel
+from worker import metrics
+
+log = logging.getLogger(__name__)
+
+# The thread checks for stop between polls; 0.5 s keeps shutdown prompt at no cost.
+POLL_S: Final = 0.5
+# Metadata and watermark requests at start; retried until the topic exists.
+REQUEST_TIMEOUT_S: Final = 10.0
+# How long to wait before looking for a missing updates topic again.
+RETRY_S: Final = 5.0
+# Alert.message holds at most 1024 characters (events.fields.MAX_TEXT_LENGTH).
+MAX_ALERT_TEXT: Final = 1024
+STOP_TIMEOUT_S: Final = 10.0
+
+ModelKey = tuple[str, str | None]
+
+
+class SwapCache(Protocol):
+    def swap(
+        self,
+        name: str,
+        key: str | None = ...,
+        version: int | str | None = ...,
+        warmup: Any = ...,
+        *,
+        load_if_absent: bool = ...,
+    ) -> LoadedModel | None: ...
+
+    def peek(self, name: str, key: str | None = ...) -> LoadedModel | None: ...
+
+    def get(self, name: str, key: str | None = ...) -> LoadedModel: ...
+
+
+AlertSink = Callable[[Alert], None]
+
+
+class ModelUpdates:
+    """Consumes ``model.updates`` on its own thread and applies each update to the cache."""
+
+    def __init__(
+        self,
+        topic: str,
+        cache: SwapCache,
+        make_consumer: Callable[[], Any],
+        publish_alert: AlertSink,
+        instance_id: str,
+        preload: Sequence[ModelKey] = (),
+    ) -> None:
+        self.topic = topic
+        self.cache = cache
+        self.instance_id = instance_id
+        self.positioned = threading.Event()
+        # Set once positioned and every preloaded model is in the cache.
+        self.ready = threading.Event()
+        self._pending = list(preload)
+        self._next_preload = 0.0
+        self._make_consumer = make_consumer
+        self._publish_alert = publish_alert
+        self._refreshes: queue.SimpleQueue[ModelKey] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-updates", daemon=True)
+        self.error: Exception | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def refreshes(self) -> list[ModelKey]:
+        """Model keys changed since the last call (each once), for ``pipeline.refresh``."""
+        changed: dict[ModelKey, None] = {}
+        while True:
+            try:
+                changed[self._refreshes.get_nowait()] = None
+            except queue.Empty:
+                return list(changed)
+
+    def apply(self, update: ModelUpdate, source: SourceRecord) -> str:
+        """Swap the cache for one update; returns the outcome (also counted)."""
+        # A challenger runs in shadow: the champion entry of the cache stays as it is.
+        outcome = "challenger" if update.action == "challenger" else self._swap(update, source)
+        metrics.MODEL_SWAPS.labels(update.model, outcome).inc()
+        if outcome != "failed":
+            self._refreshes.put((update.model, update.key))
+        return outcome
+
+    def _swap(self, update: ModelUpdate, source: SourceRecord) -> str:
+        label = f"{update.model}[{update.key}]" if update.key else update.model
+        try:
+            loaded = self.cache.swap(update.model, update.key, update.version, load_if_absent=False)
+        except Exception as exc:  # any failure keeps the old version; never kill the thread
+            old = self.cache.peek(update.model, update.key)
+            serving = f"v{old.version} keeps serving" if old else "nothing cached"
+            log.error("%s: swap to v%d failed (%s): %s", label, update.version, serving, exc)
+            self._publish_alert(model_alert(update, source, exc, self.instance_id, serving))
+            return "failed"
+        if loaded is None:
+            return "not_cached"
+        metrics.record_versions({(update.model, update.key): loaded.version})
+        log.info("%s: now serving v%d (%s)", label, loaded.version, update.action)
+        return "swapped"
+
+    def _run(self) -> None:
+        consumer = None
+        try:
+            consumer = self._make_consumer()
+            self._position(consumer)
+            while not self._stop.is_set():
+                if not self.ready.is_set() and time.monotonic() >= self._next_preload:
+                    self._preload()
+                message = consumer.poll(POLL_S)
+                if message is not None and message.error() is None:
+                    self._handle(message)
+        except Exception as exc:  # the runner sees the dead thread and stops the worker
+            self.error = exc
+            log.exception("model updates consumer failed; hot swaps stopped")
+        finally:
+            if consumer is not None:
+                consumer.close()
+
+    def _position(self, consumer: Any) -> None:
+        partitions = self._partitions(consumer)
+        if partitions is None:
+            return  # stopped before the topic appeared
+        assignment = []
+        for partition in partitions:
+            tp = TopicPartition(self.topic, partition)
+            _, high = consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT_S)
+            assignment.append(TopicPartition(self.topic, partition, high))
+        consumer.assign(assignment)
+        self.positioned.set()
+
+    def _partitions(self, consumer: Any) -> list[int] | None:
+        while not self._stop.is_set():
+            try:
+                metadata = consumer.list_topics(self.topic, timeout=REQUEST_TIMEOUT_S)
+            except KafkaException as exc:
+                log.warning("cannot describe %s (retrying): %s", self.topic, exc)
+            else:
+                described = metadata.topics.get(self.topic)
+                if described is not None and described.error is None and described.partitions:
+                    return sorted(described.partitions)
+                log.warning("topic %s not found; hot swaps wait for it", self.topic)
+            self._stop.wait(RETRY_S)
+        return None
+
+    def _preload(self) -> None:
+        """Load the champions to preload; failed ones are tried again every RETRY_S."""
+        failed = []
+        for name, key in self._pending:
+            try:
+                loaded = self.cache.get(name, key)
+            except Exception as exc:
+                failed.append((name, key))
+                metrics.MODEL_SWAPS.labels(name, "preload_failed").inc()
+                log.error(
+                    "cannot preload %s%s (retrying in %.0f s): %s",
+                    name,
+                    f"[{key}]" if key else "",
+                    RETRY_S,
+                    exc,
+                )
+            else:
+                metrics.record_versions({(name, key): loaded.version})
+        self._pending = failed
+        if failed:
+            self._next_preload = time.monotonic() + RETRY_S
+        elif self.positioned.is_set():
+            self.ready.set()
+
+    def _handle(self, message: Any) -> None:
+        source = SourceRecord.of(message)
+        try:
+            update = codec_for(topics.MODEL_UPDATES).decode(message.value())
+        except ContractError as exc:
+            metrics.MODEL_SWAPS.labels("", "invalid").inc()
+            log.warning(
+                "ignoring invalid update at %s[%d]@%d: %s",
+                source.topic,
+                source.partition,
+                source.offset,
+                exc,
+            )
+            return
+        self.apply(update, source)
+
+
+def parse_model_key(text: str) -> ModelKey:
+    """``"demand/p-1"`` -> ``("demand", "p-1")``; ``"anomaly"`` -> ``("anomaly", None)``."""
+    name, _, key = text.partition("/")
+    return name, key or None
+
+
+def model_alert(
+    update: ModelUpdate, source: SourceRecord, error: BaseException, instance: str, serving: str
+) -> Alert:
+    """The ``model`` alert for a version that could not be loaded.
+
+    The id derives from the update record, so every instance that fails on the same update
+    publishes the same ``alert_id`` and consumers that dedupe see one alert.
+    """
+    text = f"{instance}: cannot load v{update.version} ({update.action}): {error}; {serving}"
+    return Alert(
+        alert_id=derive_id(
+            source.topic, source.partition, source.offset, update.model, "load_failed"
+        ),
+        type="model",
+        entity_id=update.key or update.model,
+        ts=datetime.now(UTC),
+        score=1.0,  # one failed load ...
+        threshold=0.0,  # ... and any failed load alerts
+        severity="high",  # not critical: the previous version keeps serving
+        model=update.model,
+        version=update.version,
+        key=update.key,
+        message=text[:MAX_ALERT_TEXT],
+    )
+
+
+class AlertPublisher:
+    """Produces alerts and waits for their acknowledgement (a rare, low-volume path)."""
+
+    def __init__(self, producer: Any, topic: str, timeout_s: float) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.timeout_s = timeout_s
+
+    def __call__(self, alert: Alert) -> None:
+        codec = codec_for(topics.ALERTS)
+        try:
+            self.producer.produce(self.topic, codec.encode(alert), codec.key(alert))
+            if self.producer.flush(self.timeout_s):
+                log.error("alert %s not acknowledged within %.0f s", alert.alert_id, self.timeout_s)
+        except Exception:
+            log.exception("could not publish alert %s", alert.alert_id)

@@ -19,10 +19,14 @@ COMMANDS: dict[str, str] = {
     "score": "driftline.commands.score:score",
     "models": "driftline.commands.models:models",
     "bench": "driftline.commands.bench:bench",
+    "worker": "driftline.commands.worker:worker",
     "demo": "driftline.commands.demo:demo",
     "config": "driftline.commands.config:config",
+    "monitor": "driftline.commands.monitor:monitor",
     "replay": "driftline.commands.replay:replay",
     "produce": "driftline.commands.replay:produce",
+    "trainer": "driftline.commands.trainer:trainer",
+    "retrain": "driftline.commands.retrain:retrain",
 }
 
 HELP: dict[str, str] = {
@@ -33,10 +37,14 @@ HELP: dict[str, str] = {
     "score": "Batch-score a CSV with the champion model (backfill).",
     "models": "List, inspect, promote, roll back, delete, export and import models.",
     "bench": "Benchmarks that print figures (codec, models, stream).",
+    "worker": "Run the stream worker: score readings, publish outputs (--processes N).",
     "demo": "Run the end-to-end demo on a local broker.",
     "config": "List every setting: environment variable, default, meaning.",
+    "monitor": "Run the drift monitor; `monitor status` shows model health.",
     "replay": "Publish a CSV of readings to Kafka, in time order per entity.",
     "produce": "Drive the synthetic generator into Kafka at a given rate.",
+    "trainer": "Run the trainer service; `trainer status` shows its decisions.",
+    "retrain": "Ask the trainer to fine-tune or fully retrain a model.",
 }
 
 

@@ -69,7 +69,10 @@ def rows() -> list[SettingRow]:
         for name, field in cls.model_fields.items():
             env = field.alias if field.alias else f"{prefix}{name}".upper()
             default = field.get_default(call_default_factory=True)
-            out.append(SettingRow(env, _show(default), field.description or "", cls.__name__))
+            shown = _show(default)
+            if field.default_factory is not None and isinstance(default, str):
+                shown = "(computed per process)"  # e.g. host name and pid
+            out.append(SettingRow(env, shown, field.description or "", cls.__name__))
     return out
 
 

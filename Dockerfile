@@ -1,13 +1,23 @@
 # One image for every driftline service (worker, monitor, trainer, topic init, producer).
+# Each service serves /metrics, /healthz and /readyz on its *_HTTP_PORT; docker-compose.yml
+# sets the port and the healthcheck that probes /healthz.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MODEL_STORE=/var/lib/driftline/model-store
 
 WORKDIR /app
+
+# Dependencies first, from pyproject.toml alone: editing the code does not reinstall
+# TensorFlow, CatBoost and the rest (this layer stays cached).
 COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
 COPY driftline ./driftline
 COPY events ./events
 COPY models ./models
@@ -15,7 +25,8 @@ COPY worker ./worker
 COPY monitor ./monitor
 COPY trainer ./trainer
 COPY broker ./broker
-RUN pip install . && useradd --system --uid 10001 driftline \
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 driftline \
     && mkdir -p "$MODEL_STORE" && chown driftline "$MODEL_STORE"
 
 USER driftline

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DRIFTLINE_CACHE_DIR ?= $(CURDIR)/.cache
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit integration fault-skip kafka-jars clean help
+.PHONY: demo test lint typecheck unit integration fault-skip kafka-jars prometheus-tools clean help
 
 help:
 	@echo "make demo   - start a local Kafka broker and run the demo"
@@ -24,6 +24,16 @@ $(STAMP): pyproject.toml
 kafka-jars: $(STAMP)
 	$(BIN)/driftline broker fetch
 
+# promtool and prometheus (Debian package `prometheus`) for tests/deploy; without them those
+# tests skip with the reason. Installed only where we are root with apt-get.
+prometheus-tools:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "promtool/prometheus missing: their tests will be skipped"; fi; \
+	fi
+
 demo: $(STAMP) kafka-jars
 	$(BIN)/driftline demo
 
@@ -34,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck kafka-jars
+test: lint typecheck kafka-jars prometheus-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)

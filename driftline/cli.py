@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "produce": "driftline.commands.replay:produce",
     "trainer": "driftline.commands.trainer:trainer",
     "retrain": "driftline.commands.retrain:retrain",
+    "status": "driftline.commands.status:status",
 }
 
 HELP: dict[str, str] = {
@@ -45,6 +46,7 @@ HELP: dict[str, str] = {
     "produce": "Drive the synthetic generator into Kafka at a given rate.",
     "trainer": "Run the trainer service; `trainer status` shows its decisions.",
     "retrain": "Ask the trainer to fine-tune or fully retrain a model.",
+    "status": "Show services, consumer lag, throughput, dead letters and models.",
 }
 
 

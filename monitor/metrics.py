@@ -37,7 +37,7 @@ DECODE_FAILURES = Counter(
 )
 PAIRS = Counter(PREFIX + "pairs_total", "Predictions matched with their actual.", MODEL_LABELS)
 EXPIRED = Counter(
-    PREFIX + "expired_total",
+    PREFIX + "expired_predictions_total",
     "Predictions that never found their actual (late: lateness passed; *_cap: evicted).",
     [*MODEL_LABELS, "reason"],
 )

@@ -36,7 +36,7 @@ JOB_SECONDS = Histogram(
 )
 JOB_RUNNING = Gauge(PREFIX + "job_running", "1 while a job runs, else 0.")
 REPLAY_RECORDS = Counter(
-    PREFIX + "replay_rows_total", "Readings replayed into training frames.", ["topic"]
+    PREFIX + "replay_records_total", "Readings replayed into training frames.", ["topic"]
 )
 REPLAY_SECONDS = Histogram(
     PREFIX + "replay_seconds", "Seconds to replay one window.", ["topic"], buckets=REPLAY_BUCKETS

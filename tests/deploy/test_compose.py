@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,26 @@ def test_published_ports_bind_loopback(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all hosts"
+
+
+def test_healthchecks_probe_healthz_on_the_service_http_port(compose: dict[str, Any]) -> None:
+    for name in SERVICES_WITH_METRICS:
+        service = compose["services"][name]
+        port = int(service["environment"][f"{name.upper()}_HTTP_PORT"])
+        command = " ".join(str(part) for part in service["healthcheck"]["test"])
+        assert f"127.0.0.1:{port}/healthz" in command, f"{name}: {command}"
+        assert service["healthcheck"]["start_period"], name
+
+
+def test_dockerfile_copies_every_package_it_installs() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {
+        p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    dockerfile = (ROOT / "Dockerfile").read_text().splitlines()
+    copied = {line.split()[1] for line in dockerfile if line.startswith("COPY ")}
+    assert packages <= copied, f"not copied into the image: {packages - copied}"
+    assert {"pyproject.toml", "README.md"} <= {
+        word for line in dockerfile if line.startswith("COPY ") for word in line.split()[1:-1]
+    }
+    assert 'ENTRYPOINT ["driftline"]' in dockerfile

@@ -13,6 +13,11 @@ error is raised. Callers holding the old model (a batch in flight) finish with i
 
 The cache never polls the store: a promotion or rollback reaches it through ``swap`` (the
 worker calls it for every ``model.updates`` message); until then the cached version serves.
+
+Challengers (shadow mode) sit beside the champions: at most one per model key, loaded by
+version with ``load_challenger``, held outside the LRU budget (a shadow run is short and
+explicit) and dropped with ``drop_challenger`` or when ``sync_challengers`` finds that the
+store's ``challenger`` alias no longer names them (the trainer rejected or promoted them).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from __future__ import annotations
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from models.layout import parse_version
 from models.registry_errors import LoadError, RegistryError
@@ -47,6 +52,15 @@ class CacheStats:
     failed_swaps: int = 0
 
 
+@dataclass
+class ChallengerSync:
+    """What :meth:`ModelCache.sync_challengers` changed: the version now loaded per model
+    key (None: dropped), and the keys that failed."""
+
+    changed: dict[CacheKey, int | None] = field(default_factory=dict)
+    failed: dict[CacheKey, RegistryError] = field(default_factory=dict)
+
+
 class ModelCache:
     """Thread-safe LRU of loaded models keyed by (model name, key)."""
 
@@ -58,6 +72,7 @@ class ModelCache:
         self._store = store
         self._warmup = warmup
         self._entries: OrderedDict[CacheKey, LoadedModel] = OrderedDict()
+        self._challengers: dict[CacheKey, LoadedModel] = {}
         self._bytes = 0
         self._lock = threading.Lock()
         self._stripes = [threading.Lock() for _ in range(LOAD_STRIPES)]
@@ -111,6 +126,61 @@ class ModelCache:
             with self._lock:
                 self.stats.swaps += 1
             return loaded
+
+    def load_challenger(
+        self, name: str, key: str | None, version: int | str, warmup: Warmup | None = None
+    ) -> LoadedModel:
+        """Load (verify, warm) ``version`` as the challenger of ``name``/``key``.
+
+        The challenger it replaces keeps scoring until the new one is ready; an error is
+        raised and nothing changes if the version cannot be loaded.
+        """
+        number = parse_version(version)
+        current = self.challenger(name, key)
+        if current is not None and current.version == number:
+            return current
+        loaded = self._store.load(name, key, number)
+        self._warm(loaded, warmup or self._warmup)
+        with self._lock:
+            self._challengers[(name, key)] = loaded
+        return loaded
+
+    def challenger(self, name: str, key: str | None = None) -> LoadedModel | None:
+        """The loaded challenger of ``name``/``key``, if any."""
+        with self._lock:
+            return self._challengers.get((name, key))
+
+    def challengers(self) -> dict[CacheKey, int]:
+        """Version of every loaded challenger."""
+        with self._lock:
+            return {cache_key: entry.version for cache_key, entry in self._challengers.items()}
+
+    def drop_challenger(self, name: str, key: str | None = None) -> bool:
+        """Stop holding the challenger of ``name``/``key``; True if there was one."""
+        with self._lock:
+            return self._challengers.pop((name, key), None) is not None
+
+    def sync_challengers(self, keys: Iterable[CacheKey] = ()) -> ChallengerSync:
+        """Match the loaded challengers to the store's ``challenger`` aliases.
+
+        Looks at every loaded challenger and at ``keys`` (model keys an update named): a
+        challenger the alias no longer names is dropped, one it names is loaded. A key whose
+        aliases or version cannot be read is reported and holds no challenger. One small
+        file read per key: cheap enough to run every few seconds.
+        """
+        sync = ChallengerSync()
+        for name, key in {*self.challengers(), *keys}:
+            loaded = self.challenger(name, key)
+            try:
+                wanted = self._store.aliases(name, key).challenger
+                if wanted is not None and (loaded is None or loaded.version != wanted):
+                    sync.changed[(name, key)] = self.load_challenger(name, key, wanted).version
+            except RegistryError as exc:
+                sync.failed[(name, key)] = exc
+                wanted = None
+            if wanted is None and self.drop_challenger(name, key):
+                sync.changed[(name, key)] = None
+        return sync
 
     def peek(self, name: str, key: str | None = None) -> LoadedModel | None:
         """The cached entry without loading or touching its LRU position."""

@@ -4,7 +4,9 @@ Pairs and expired predictions go in; health snapshots, retrain requests and drif
 come out (see :class:`Outcome`). Each ``(model, key, version)`` has its own windows and
 hysteresis, so a newly promoted version starts from nothing instead of inheriting the
 errors of the one it replaced. Requests are only made for the newest registered version
-of a model key; fallbacks (version 0) are measured but have no baseline to judge against.
+of a model key that serves (a challenger whose predictions come from the shadow topic is
+measured but never asks); fallbacks (version 0) are measured but have no baseline to judge
+against.
 
 While :attr:`Evaluator.replaying` is set (rebuilding state at start) evaluations still run,
 so hysteresis and request decisions come out as they did before the restart, but health
@@ -36,6 +38,7 @@ from monitor.settings import JudgedWindow, MonitorSettings
 from monitor.windows import RollingErrors
 
 VersionKey = tuple[str, str | None, int]
+CRITICAL_LEVEL: Final = 2  # Thresholds.level of a critical degradation
 # Request ids remembered to recognise ones read back or decided again: far more than the
 # requests of a cooldown period over every model key.
 MAX_REQUEST_IDS: Final = 10_000
@@ -108,6 +111,7 @@ class Evaluator:
         self.replaying = False
         self._versions: dict[VersionKey, VersionState] = {}
         self._registered: dict[ModelKey, list[int]] = {}  # kept versions >= 1, ascending
+        self._shadow: set[VersionKey] = set()  # versions last seen on the shadow topic
         self._request_ids: OrderedDict[str, None] = OrderedDict()
         self._out = Outcome()
 
@@ -123,6 +127,14 @@ class Evaluator:
         state.since_evaluation += 1
         if state.since_evaluation >= self.config.evaluate_every_pairs:
             self._evaluate(state, now)
+
+    def note_source(self, version_key: VersionKey, shadow: bool) -> None:
+        """Where a version's predictions come from: a challenger in shadow mode (measured,
+        never asking for a retrain) or the serving version (once promoted)."""
+        if shadow:
+            self._shadow.add(version_key)
+        else:
+            self._shadow.discard(version_key)
 
     def add_expired(self, prediction: Prediction, now: datetime) -> None:
         state = self._state((prediction.model, prediction.key, prediction.version), now)
@@ -169,6 +181,7 @@ class Evaluator:
             while len(kept) > self.config.versions_per_key:
                 retired = (model, key, kept.pop(0))
                 del self._versions[retired]
+                self._shadow.discard(retired)
                 self._out.retired.append(retired)
         state = VersionState(self.config, version_key, now.timestamp())
         self._versions[version_key] = state
@@ -211,17 +224,25 @@ class Evaluator:
         if not self.replaying:
             self._out.health.append(health_message(evaluation))
         if self._judged_for_requests(state):
-            self._decide(evaluation)
+            self._decide(evaluation, level)
 
     def _judged_for_requests(self, state: VersionState) -> bool:
-        """Only the newest registered version of a model key asks for retraining."""
-        kept = self._registered.get((state.model, state.key)) or [0]
-        return state.version > 0 and kept[-1] == state.version
+        """Only the newest registered serving version of a model key asks for retraining."""
+        model, key = state.model, state.key
+        serving = [
+            v for v in self._registered.get((model, key), ()) if (model, key, v) not in self._shadow
+        ]
+        return state.version > 0 and bool(serving) and serving[-1] == state.version
 
-    def _decide(self, evaluation: Evaluation) -> None:
+    def _decide(self, evaluation: Evaluation, level: int | None) -> None:
         action = ACTIONS.get(evaluation.status)
         if action is None:
             return
+        if level == CRITICAL_LEVEL:
+            # The status is still rising through warning but this evidence is critical
+            # already: ask for the full retrain now. A fine-tune followed by the escalation
+            # a few evaluations later would train twice for one drift.
+            action = ACTIONS["critical"]
         model_key = (evaluation.model, evaluation.key)
         now_s = evaluation.at.timestamp()
         request = retrain_request(evaluation, action)

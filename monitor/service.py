@@ -1,11 +1,12 @@
 """The monitor's Kafka loop: inputs in, pairs, health, requests and alerts out.
 
-One group consumer reads predictions, labels and readings (co-partitioned by entity, and
-assigned with the range strategy so that one instance holds the same partition numbers of
-every input); each batch is fed to the :class:`~monitor.join.Joiner`, its pairs to the
-:class:`~monitor.evaluator.Evaluator`, and everything they emit is produced and
-acknowledged before offsets are committed (at least once). Offsets are committed by hand
-and never past a record the join still holds, which is how the join survives a restart.
+One group consumer reads predictions (the champions', and the challengers' from the shadow
+topic), labels and readings (co-partitioned by entity, and assigned with the range strategy
+so that one instance holds the same partition numbers of every input); each batch is fed
+to the :class:`~monitor.join.Joiner`, its pairs to the :class:`~monitor.evaluator.Evaluator`,
+and everything they emit is produced and acknowledged before offsets are committed (at
+least once). Offsets are committed by hand and never past a record the join still holds,
+which is how the join survives a restart.
 
 Before consuming, the state of the evaluator is rebuilt from the monitor's own topics
 (:mod:`monitor.state`). The model windows need every pair, so run one instance per set of
@@ -184,13 +185,18 @@ class MonitorService:
     def _dispatch(self, record: Any, tp: Tp, offset: int) -> None:
         joiner = self.joiner
         if isinstance(record, Prediction):
+            shadow = tp[0] == self.settings.shadow_topic
+            self.evaluator.note_source((record.model, record.key, record.version), shadow)
             joiner.add_prediction(record, tp, offset)
         elif isinstance(record, Actual):
             joiner.add_actual(from_actual(record, micros(record.ts)), tp, offset)
         elif isinstance(record, DemandReading):
+            # Buffered whether or not a forecast of the product was seen yet: a worker
+            # catching up on a burst of readings forecasts them after the monitor read their
+            # actuals. (Sensor readings carry many metrics, most of them never forecast: only
+            # the tracked ones are kept.)
             metric = self.settings.demand_metric
-            if metric in joiner.tracked(record.product_id):
-                joiner.add_actual(from_demand(record, micros(record.ts), metric), tp, offset)
+            joiner.add_actual(from_demand(record, micros(record.ts), metric), tp, offset)
         elif isinstance(record, SensorReading):
             tracked = joiner.tracked(record.entity_id)
             for observation in from_sensor(record, micros(record.ts), tracked):
@@ -283,6 +289,8 @@ def _codecs(settings: MonitorSettings) -> dict[str, Codec[Any]]:
         settings.predictions_topic: codec_for(topics.PREDICTIONS),
         settings.actuals_topic: codec_for(topics.ACTUALS),
     }
+    if settings.shadow_topic:
+        codecs[settings.shadow_topic] = codec_for(topics.PREDICTIONS_SHADOW)
     if settings.sensor_topic:
         codecs[settings.sensor_topic] = codec_for(topics.READINGS_SENSOR)
     if settings.demand_topic:

@@ -43,6 +43,11 @@ class MonitorSettings(BaseSettings):
     predictions_topic: str = Field(
         topics.PREDICTIONS, min_length=1, description="Predictions to score (champion)."
     )
+    shadow_topic: str | None = Field(
+        topics.PREDICTIONS_SHADOW,
+        description="Predictions of challengers in shadow mode: each version is measured on "
+        "its own and never asks for a retrain (empty: not read).",
+    )
     actuals_topic: str = Field(
         topics.ACTUALS, min_length=1, description="Labels that arrive from elsewhere."
     )
@@ -216,12 +221,14 @@ class MonitorSettings(BaseSettings):
             self.sensor_topic = None
         if self.demand_topic == "":
             self.demand_topic = None
+        if self.shadow_topic == "":
+            self.shadow_topic = None
         return self
 
     @property
     def input_topics(self) -> list[str]:
         """Every topic the group consumer subscribes to."""
-        optional = [self.sensor_topic, self.demand_topic]
+        optional = [self.shadow_topic, self.sensor_topic, self.demand_topic]
         return [self.predictions_topic, self.actuals_topic, *(t for t in optional if t)]
 
     def consumer_config(self, kafka: KafkaSettings) -> dict[str, Any]:

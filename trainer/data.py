@@ -12,6 +12,13 @@ Readings come from Kafka (:func:`trainer.replay.read_window`) or from imported C
 the file's own readings ending no later than the window's end. Duplicate (entity, ts)
 readings keep the last one, as the CSV readers do.
 
+A Kafka replay reads the records *produced* in the window (``offsets_for_times`` can only
+look up record timestamps). With ``TRAINER_WINDOW_CLOCK=event`` those readings are then cut,
+as a CSV is, to the window's length of their own ``ts`` ending at the newest one: for a live
+stream this changes nothing, but history published in a burst (a backfill, a catch-up, a
+test) would otherwise be all "recent", and a model retrained after a drift would learn
+mostly the regime that drifted away.
+
 The families build their features from these frames with ``models.features.frame_rows``, the
 code the worker uses for its live rows.
 """
@@ -185,14 +192,22 @@ class TrainingData:
             frame = _csv_window(read_demand_csv, self.settings.demand_csv, window)
             return frame if entity is None else frame[frame[PRODUCT] == entity]
         values = self._replay(self.settings.demand_topic, window, entity)
-        return demand_frame(codec_for(topics.READINGS_DEMAND).decode_batch(values).messages)
+        frame = demand_frame(codec_for(topics.READINGS_DEMAND).decode_batch(values).messages)
+        return self._by_clock(frame, window)
 
     def _sensor(self, window: Window, kind: str | None, entity: str | None) -> pd.DataFrame:
         if self.settings.sensor_csv is not None:
             frame = _csv_window(read_sensor_csv, self.settings.sensor_csv, window)
             return frame if entity is None else frame[frame[ENTITY] == entity]
         values = self._replay(self.settings.sensor_topic, window, entity)
-        return sensor_frame(codec_for(topics.READINGS_SENSOR).decode_batch(values).messages, kind)
+        readings = codec_for(topics.READINGS_SENSOR).decode_batch(values).messages
+        return self._by_clock(sensor_frame(readings, kind), window)
+
+    def _by_clock(self, frame: pd.DataFrame, window: Window) -> pd.DataFrame:
+        """Replayed readings as the window clock wants them (labels are matched by ts)."""
+        if self.settings.window_clock == "record":
+            return frame
+        return recent(frame, window)
 
     def _labels(self, window: Window, entity: str | None) -> pd.DataFrame:
         if self.settings.labels_csv is not None:
@@ -205,14 +220,27 @@ class TrainingData:
         return read_window(self._make_consumer, topic, window, self.settings.replay_timeout_s, keys)
 
 
-def _csv_window(reader: Callable[[Path], pd.DataFrame], path: Path, window: Window) -> pd.DataFrame:
-    try:
-        frame = reader(path)
-    except (CsvError, OSError) as exc:
-        raise DataError(f"cannot read imported file {path}: {exc}") from exc
+def recent(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """The readings of the window's length by their own ts, ending at the newest reading
+    (never after the window's end).
+
+    >>> from datetime import UTC, datetime
+    >>> frame = pd.DataFrame({TS: pd.date_range("2026-01-01", periods=10, freq="D", tz=UTC)})
+    >>> window = Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC))
+    >>> recent(frame, window)[TS].dt.day.tolist()
+    [7, 8, 9, 10]
+    """
     if frame.empty:
         return frame
     end = min(pd.Timestamp(window.end), frame[TS].max())
     start = end - (pd.Timestamp(window.end) - pd.Timestamp(window.start))
     chosen = frame[(frame[TS] >= start) & (frame[TS] <= end)]
     return chosen.reset_index(drop=True)
+
+
+def _csv_window(reader: Callable[[Path], pd.DataFrame], path: Path, window: Window) -> pd.DataFrame:
+    try:
+        frame = reader(path)
+    except (CsvError, OSError) as exc:
+        raise DataError(f"cannot read imported file {path}: {exc}") from exc
+    return recent(frame, window)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
@@ -168,7 +169,7 @@ class TrainerService:
             if message.topic() == self.settings.requests_topic:
                 self._request(message.value())
             else:
-                self._health(message.value())
+                self._health(message.value(), message.timestamp()[1])
             handled += 1
         if handled:
             self._commit()
@@ -209,7 +210,7 @@ class TrainerService:
         log.info("request %s: %s %s (%s)", job.job_id, job.action, job.label, job.reason)
         self._submit(job)
 
-    def _health(self, value: bytes | None) -> None:
+    def _health(self, value: bytes | None, produced_ms: int) -> None:
         try:
             health = codec_for(topics.MODEL_HEALTH).decode(value)
             aliases = self.registry.aliases(health.model, health.key)
@@ -217,7 +218,9 @@ class TrainerService:
             log.debug("health record skipped: %s", exc)
             return
         since = parse_time(self.state.model_value(health.model, health.key, "challenger_since"))
-        verdict = self.shadow.observe(health, aliases, since)
+        # When the monitor measured it (wall clock, as ``since``); health.ts is event time.
+        measured = datetime.fromtimestamp(produced_ms / 1000, UTC) if produced_ms > 0 else None
+        verdict = self.shadow.observe(health, aliases, since, measured)
         if verdict is not None:
             self.runner.submit(Work(verdict.job_id, lambda: self._settle(verdict)))
 

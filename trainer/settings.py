@@ -22,6 +22,7 @@ from events.settings import KafkaSettings
 from models.store import default_store
 
 DetectionMetric = Literal["f1", "roc_auc"]
+WindowClock = Literal["record", "event"]
 SensorKind = Literal["machine", "air"]
 DEFAULT_KINDS: dict[str, SensorKind] = {
     "anomaly": "machine",
@@ -105,7 +106,15 @@ class TrainerSettings(BaseSettings):
     window_days: float = Field(
         90.0,
         gt=0,
-        description="Days of readings replayed for training and validation (by Kafka timestamp).",
+        description="Days of readings replayed for training and validation (see window_clock).",
+    )
+    window_clock: WindowClock = Field(
+        "record",
+        description="record: the window is by Kafka record timestamp (when readings were "
+        "produced), ending now; event: the readings produced in that window are cut to the "
+        "last window_days of their own ts, ending at the newest reading. The same for a live "
+        "stream; event keeps a window of recent readings when history was published in a "
+        "burst (a backfill, a catch-up after an outage), where record would keep it all.",
     )
     fine_tune_days: float = Field(
         60.0,

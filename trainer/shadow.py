@@ -84,38 +84,46 @@ class ShadowTracker:
     def __init__(self, min_pairs: int, margin: float) -> None:
         self.min_pairs = min_pairs
         self.margin = margin
-        self._latest: dict[HealthKey, ModelHealth] = {}
+        self._latest: dict[HealthKey, tuple[ModelHealth, datetime]] = {}  # with measured_at
         self._due: set[HealthKey] = set()  # verdicts handed out and not settled yet
         self._lock = threading.Lock()  # observed on the loop, settled on the job thread
 
     def observe(
-        self, health: ModelHealth, aliases: Aliases, since: datetime | None = None
+        self,
+        health: ModelHealth,
+        aliases: Aliases,
+        since: datetime | None = None,
+        measured_at: datetime | None = None,
     ) -> ShadowVerdict | None:
         """Remember ``health``; a verdict when the key's challenger has played enough.
 
-        ``since``: when the challenger started; health measured before it is ignored.
+        ``since``: when the challenger started (wall clock); health measured before it is
+        ignored. ``measured_at``: when the monitor measured ``health`` (its record's Kafka
+        timestamp). ``health.ts`` is no substitute: it ends the judged window in the
+        readings' own time, which runs months behind the wall clock in a backfill or a
+        replay. Without ``measured_at``, ``health.ts`` is taken.
         """
         with self._lock:
-            return self._observe(health, aliases, since)
+            return self._observe(health, aliases, since, measured_at or health.ts)
 
     def _observe(
-        self, health: ModelHealth, aliases: Aliases, since: datetime | None
+        self, health: ModelHealth, aliases: Aliases, since: datetime | None, measured: datetime
     ) -> ShadowVerdict | None:
         key = (health.model, health.key, health.version)
         known = self._latest.get(key)
-        if known is None or health.ts >= known.ts:
-            self._latest[key] = health
+        if known is None or health.ts >= known[0].ts:
+            self._latest[key] = (health, measured)
         if aliases.champion is None or aliases.challenger is None:
             return None
         champion = self._latest.get((health.model, health.key, aliases.champion))
         challenger = self._latest.get((health.model, health.key, aliases.challenger))
         if champion is None or challenger is None:
             return None
-        if since is not None and challenger.ts < since:
+        if since is not None and challenger[1] < since:
             return None
         if (health.model, health.key, aliases.challenger) in self._due:
             return None
-        verdict = judge_shadow(champion, challenger, self.min_pairs, self.margin)
+        verdict = judge_shadow(champion[0], challenger[0], self.min_pairs, self.margin)
         if verdict is not None:
             self._due.add((health.model, health.key, aliases.challenger))
         return verdict

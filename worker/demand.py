@@ -2,7 +2,9 @@
 
 Each product is served by its own champion (registry key = product id) when it has one,
 else by the unkeyed champion, else by the seasonal naive fallback. Readings are grouped by
-the model serving them: one predict per model key per batch.
+the model serving them: one predict per model key per batch. When the champion's key has a
+challenger in shadow mode, the challenger scores the same rows and its forecasts go to the
+shadow topic.
 """
 
 from __future__ import annotations
@@ -73,3 +75,25 @@ class DemandStream(Stream[DemandReading, DemandPlan]):
             if scores is not None:
                 step = served.step_seconds or self.routes.demand_step_seconds
                 self.emitter.forecasts(out, batch, rows, served, scores, Forecast(QUANTITY, step))
+            if not served.fallback:
+                self._shadow(served, batch, rows, snapshot, scorer, out)
+
+    def _shadow(
+        self,
+        champion: Served,
+        batch: Readings[DemandReading],
+        rows: list[int],
+        snapshot: Snapshot,
+        scorer: Scorer,
+        out: Outbox,
+    ) -> None:
+        """The challenger of the champion's key scores the same rows, to the shadow topic."""
+        challenger = self.serving.challenger(champion.name, champion.key)
+        # Promoted a moment ago: it serves already, and is dropped as a challenger next.
+        if challenger is None or challenger.version == champion.version:
+            return
+        scores = scorer.run(challenger, snapshot, batch, rows, shadow=True)
+        if scores is not None:
+            step = challenger.step_seconds or self.routes.demand_step_seconds
+            forecast = Forecast(QUANTITY, step)
+            self.emitter.forecasts(out, batch, rows, challenger, scores, forecast, shadow=True)

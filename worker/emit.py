@@ -2,7 +2,8 @@
 
 Ids are :func:`events.ids.derive_id` of the source reading's topic, partition and offset,
 the registry model name and, where one reading yields several outputs of a model, what
-tells them apart (``risk``/``alert``, the metric forecast). The version is *not* part of
+tells them apart (``risk``/``alert``, the metric forecast; ``shadow`` for a challenger's
+predictions in shadow mode). The version is *not* part of
 an id: a replay after a hot swap (or after a first champion replaced a fallback) repeats
 the id, so consumers that dedupe keep one event per reading and model.
 
@@ -44,6 +45,9 @@ ANOMALY_THRESHOLD: Final = SEVERITY_CUTS[0]
 # median risk level is at least 2 (level 3, or P(risk >= 2) above its urgency probability).
 URGENT_LEVEL: Final = 2
 RISK_METRIC: Final = "risk"
+# Part of a challenger's prediction ids: a champion and its challenger scoring one reading
+# publish different ids, so that consumers deduplicating on ids keep both.
+SHADOW: Final = "shadow"
 # Errors building one output: a contract check (ContractError is a ValueError, IdError an
 # EventError) or a target time beyond what datetime can hold.
 OUTPUT_ERRORS: Final = (EventError, ValueError, OverflowError)
@@ -113,8 +117,11 @@ class Emitter:
         rows: Sequence[int],
         served: Served,
         scores: Scores,
+        *,
+        shadow: bool = False,
     ) -> None:
-        """A ``risk`` prediction per reading, and a ``maintenance`` alert when urgent."""
+        """A ``risk`` prediction per reading, and a ``maintenance`` alert when urgent
+        (``shadow``: a challenger's predictions only, to the shadow topic; no alerts)."""
         value, ok = _values(scores.value, len(rows))
         urgent = _array(scores.flag, len(rows)) > 0
         level = _levels(scores.level, len(rows))
@@ -124,8 +131,9 @@ class Emitter:
                 continue
             now = readings.messages[row].ts
             point = (value[j], None, None)
-            out.add(row, self._prediction(readings, row, served, point, now, RISK_METRIC, "risk"))
-            if urgent[j]:
+            built = self._prediction(readings, row, served, point, now, RISK_METRIC, "risk", shadow)
+            out.add(row, built)
+            if urgent[j] and not shadow:
                 text = f"maintenance risk level {level[j]} ({SEVERITIES[level[j]]})"
                 alert = _Alert("maintenance", level[j], URGENT_LEVEL, level[j], text)
                 alert.recommendation = _recommendation(level[j])
@@ -139,8 +147,11 @@ class Emitter:
         served: Served,
         scores: Scores,
         forecast: Forecast,
+        *,
+        shadow: bool = False,
     ) -> None:
-        """A ``forecast`` prediction of ``metric`` per reading, ``horizon`` steps ahead."""
+        """A ``forecast`` prediction of ``metric`` per reading, ``horizon`` steps ahead
+        (``shadow``: a challenger's, to the shadow topic)."""
         value, ok = _values(scores.value, len(rows))
         lower, upper = _bounds(scores.lower, len(rows)), _bounds(scores.upper, len(rows))
         ahead = timedelta(seconds=served.horizon * forecast.step_seconds)
@@ -151,7 +162,7 @@ class Emitter:
             target = readings.ts(row) + ahead
             point = (value[j], lower[j], upper[j])
             built = self._prediction(
-                readings, row, served, point, target, forecast.metric, forecast.kind
+                readings, row, served, point, target, forecast.metric, forecast.kind, shadow
             )
             out.add(row, built)
 
@@ -195,11 +206,13 @@ class Emitter:
         target: datetime,
         metric: str,
         kind: PredictionKind,
+        shadow: bool = False,
     ) -> OutRecord | BaseException:
         value, lower, upper = point
+        extra = (metric, SHADOW) if shadow else (metric,)
         try:
             message = Prediction(
-                prediction_id=derive_id(*_origin(readings, row), served.name, metric),
+                prediction_id=derive_id(*_origin(readings, row), served.name, *extra),
                 model=served.name,
                 version=served.version,
                 key=served.key,
@@ -217,6 +230,8 @@ class Emitter:
         except OUTPUT_ERRORS as exc:
             return exc
         key = readings.entities[row].encode()
+        if shadow:
+            return OutRecord(self.outputs.shadow, key, data, "shadow_prediction")
         return OutRecord(self.outputs.predictions, key, data, "prediction")
 
     def _alert(

@@ -22,6 +22,12 @@ committed offsets. Retrying in-process was rejected: an idempotent producer with
 records may have a sequence gap it cannot recover from, and a fresh process is the clean
 state.
 
+A transaction call that hangs: librdkafka's ``send_offsets_to_transaction`` can block past
+its own timeout when the group coordinator moves while it waits, as in a broker restart
+(confluentinc/librdkafka#5456, #5511). It runs on a helper thread with a deadline; past it
+:class:`TransactionStuck` stops the worker (exit 1), and its restart aborts the open
+transaction and resumes from the committed offsets, the same path as any fatal error.
+
 Backpressure: ``produce`` never drops a record. When librdkafka's queue (bounded by
 ``queue.buffering.max.*``) is full it raises BufferError; we serve delivery reports for a
 moment and try again, so memory stays bounded and consumption slows to the broker's pace.
@@ -30,7 +36,8 @@ moment and try again, so memory stays bounded and consumption slows to the broke
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -48,6 +55,8 @@ QUEUE_FULL_WAIT_S: Final = 0.05
 # commit_transaction errors marked retriable (e.g. a coordinator moving) usually clear
 # within a few attempts; past that the error is treated as fatal.
 COMMIT_ATTEMPTS: Final = 5
+# A transaction call still blocked this long after its own timeout is hung, not slow.
+HUNG_CALL_MARGIN_S: Final = 5.0
 
 Partition = tuple[str, int]
 
@@ -62,6 +71,10 @@ class DeliveryError(OffsetError):
 
 class TransactionError(OffsetError):
     """A transaction failed in a way that aborting cannot fix (fenced, fatal)."""
+
+
+class TransactionStuck(TransactionError):
+    """A transaction call did not return by its deadline; only a new process recovers."""
 
 
 class TransactionAborted(OffsetError):
@@ -209,11 +222,17 @@ class ExactlyOnce:
         self.outputs.produce(records)
 
     def commit(self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]) -> None:
+        offsets, group = next_offsets(messages), consumer.consumer_group_metadata()
         try:
-            self.producer.send_offsets_to_transaction(
-                next_offsets(messages), consumer.consumer_group_metadata(), self.timeout_s
+            call_with_deadline(
+                lambda: self.producer.send_offsets_to_transaction(offsets, group, self.timeout_s),
+                self.timeout_s + HUNG_CALL_MARGIN_S,
+                "send_offsets_to_transaction",
             )
             self._commit_transaction()
+        except TransactionStuck:
+            metrics.TRANSACTIONS.labels("failed").inc()
+            raise
         except KafkaException as exc:
             error = exc.args[0]
             if not (isinstance(error, KafkaError) and error.txn_requires_abort()):
@@ -250,6 +269,33 @@ class ExactlyOnce:
         self.outputs.deliveries.take()
         metrics.TRANSACTIONS.labels("aborted").inc()
         return rewind(consumer, messages, self.timeout_s)
+
+
+def call_with_deadline(call: Callable[[], None], deadline_s: float, what: str) -> None:
+    """Run a blocking client call on a helper thread; re-raise what it raised.
+
+    Raises :class:`TransactionStuck` when it has not returned after ``deadline_s``; the
+    helper thread is a daemon, so the stuck call does not keep the process from exiting.
+    """
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the calling thread below
+            failures.append(exc)
+
+    helper = threading.Thread(target=run, name=what, daemon=True)
+    helper.start()
+    helper.join(deadline_s)
+    if helper.is_alive():
+        raise TransactionStuck(
+            f"{what} did not return within {deadline_s:.0f} s (librdkafka can hang when the "
+            "group coordinator moves, confluentinc/librdkafka#5456); stopping: a restart "
+            "aborts the open transaction and resumes from the committed offsets"
+        )
+    if failures:
+        raise failures[0]
 
 
 def next_offsets(messages: Sequence[KafkaMessage]) -> list[TopicPartition]:

@@ -108,5 +108,12 @@ class ScoringPipeline:
 
 def build_pipeline(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeline:
     """The pipeline of ``WorkerSettings`` (the runtime's default ``pipeline`` factory)."""
-    streams = StreamTopics.for_inputs(settings.input_topics, alerts=settings.alerts_topic)
+    streams = StreamTopics.for_inputs(
+        settings.input_topics,
+        settings.streams,
+        predictions=settings.predictions_topic,
+        alerts=settings.alerts_topic,
+        imputed=settings.imputed_topic,
+        shadow=settings.shadow_topic,
+    )
     return ScoringPipeline(ModelStore(settings.model_store), cache, streams=streams)

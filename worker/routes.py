@@ -14,6 +14,7 @@ Two frozen dataclasses configure :class:`worker.pipeline.ScoringPipeline`:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -36,6 +37,7 @@ class StreamTopics:
     predictions: str = topics.PREDICTIONS
     alerts: str = topics.ALERTS
     imputed: str = topics.READINGS_IMPUTED
+    shadow: str = topics.PREDICTIONS_SHADOW  # a challenger's predictions (shadow mode)
 
     def __post_init__(self) -> None:
         shared = set(self.sensor) & set(self.demand)
@@ -51,19 +53,30 @@ class StreamTopics:
         return None
 
     @classmethod
-    def for_inputs(cls, inputs: list[str] | tuple[str, ...], **outputs: str) -> StreamTopics:
-        """Streams of input topics named as in ``events.topics``; other names are refused,
-        since nothing tells which contract they carry."""
-        unknown = [t for t in inputs if t not in (topics.READINGS_SENSOR, topics.READINGS_DEMAND)]
+    def for_inputs(
+        cls,
+        inputs: list[str] | tuple[str, ...],
+        streams: Mapping[str, StreamKind] | None = None,
+        **outputs: str,
+    ) -> StreamTopics:
+        """Streams of ``inputs``: named in ``streams`` (topic -> stream), else by their
+        ``events.topics`` name. Other names are refused: nothing tells which contract they
+        carry."""
+        named: dict[str, StreamKind] = {
+            topics.READINGS_SENSOR: "sensor",
+            topics.READINGS_DEMAND: "demand",
+            **(streams or {}),
+        }
+        unknown = [t for t in inputs if t not in named]
         if unknown:
             raise UnknownStreamError(
-                f"input topic(s) {unknown} carry no known stream; the default pipeline reads "
-                f"{topics.READINGS_SENSOR} and {topics.READINGS_DEMAND} (build a StreamTopics "
-                "mapping other names to a stream in a custom pipeline factory)"
+                f"input topic(s) {unknown} carry no known stream; name the stream of each in "
+                f"WORKER_STREAMS (topic -> sensor or demand), or use {topics.READINGS_SENSOR} "
+                f"and {topics.READINGS_DEMAND}"
             )
         return cls(
-            sensor=tuple(t for t in inputs if t == topics.READINGS_SENSOR),
-            demand=tuple(t for t in inputs if t == topics.READINGS_DEMAND),
+            sensor=tuple(t for t in inputs if named[t] == "sensor"),
+            demand=tuple(t for t in inputs if named[t] == "demand"),
             **outputs,
         )
 

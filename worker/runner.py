@@ -290,7 +290,7 @@ def build_runner(
     stop = stop_event or threading.Event()
     health = Health(settings.liveness_timeout_s)
     alerts = AlertPublisher(
-        producer_of({**kafka.client_config(), "enable.idempotence": True, "acks": "all"}),
+        producer_of(kafka.producer_config()),
         settings.alerts_topic,
         ALERT_TIMEOUT_S,
     )
@@ -301,6 +301,7 @@ def build_runner(
         alerts,
         settings.instance_id,
         [parse_model_key(text) for text in settings.preload_models],
+        settings.challenger_check_s,
     )
     return Runner(
         settings,

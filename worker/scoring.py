@@ -45,8 +45,13 @@ class Scorer:
         readings: Readings[Any],
         rows: Sequence[int],
         call: Call | None = None,
+        *,
+        shadow: bool = False,
     ) -> Scores | None:
-        """Scores of ``rows`` (``call`` defaults to ``predict_batch``); None if it failed."""
+        """Scores of ``rows`` (``call`` defaults to ``predict_batch``); None if it failed.
+
+        ``shadow``: a challenger scoring beside the champion; the version that served the
+        batch stays the champion's."""
         spec = served.spec
         try:
             windows = snapshot.windows(spec.inputs, spec.history_needed, rows)
@@ -72,7 +77,8 @@ class Scorer:
             return None
         # A key may serve twice in a batch (a sequence model forecasts and fills gaps); the
         # version reported is the trained one whenever it scored anything.
-        booked = self.result.versions
-        model_key = (served.name, served.key)
-        booked[model_key] = max(booked.get(model_key, 0), served.version)
+        if not shadow:
+            booked = self.result.versions
+            model_key = (served.name, served.key)
+            booked[model_key] = max(booked.get(model_key, 0), served.version)
         return scores

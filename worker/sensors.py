@@ -8,6 +8,9 @@ Per batch, each model runs once over all the readings it serves:
 * ``sequence/<metric>`` forecasts ``metric`` for every reading that carries it, when that
   key has a champion (seasonal naive for the batch if the champion fails).
 * gaps (null values) are filled by ``sequence/<metric>`` or the last observed value.
+
+In shadow mode a challenger of the maintenance or a sequence key scores the same readings;
+its risk and forecast predictions go to the shadow topic (no alerts, no gap filling).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from events.readings import SensorReading
+from models.base import Scores
 from worker.emit import Forecast, Outbox
 from worker.imputation import fill_gaps
 from worker.intake import Readings
@@ -71,6 +75,9 @@ class SensorStream(Stream[SensorReading, SensorPlan]):
                 scores = scorer.run(plan.maintenance, snapshot, batch, machines)
                 if scores is not None:
                     self.emitter.risks(out, batch, machines, plan.maintenance, scores)
+                shadow = self._shadow(plan.maintenance, snapshot, batch, machines, scorer)
+                if shadow is not None:
+                    self.emitter.risks(out, batch, machines, *shadow, shadow=True)
         carried, gaps = _metric_rows(batch, plan.sequence)
         for metric, rows in carried.items():
             self._forecasts(plan.sequence[metric], metric, rows, batch, snapshot, scorer, out)
@@ -113,6 +120,27 @@ class SensorStream(Stream[SensorReading, SensorPlan]):
             scores = scorer.run(served, snapshot, batch, rows)
         if scores is not None:
             self.emitter.forecasts(out, batch, rows, served, scores, Forecast(metric, step))
+        shadow = self._shadow(champion, snapshot, batch, rows, scorer)
+        if shadow is not None:
+            challenger, scores = shadow
+            forecast = Forecast(metric, challenger.step_seconds or step)
+            self.emitter.forecasts(out, batch, rows, challenger, scores, forecast, shadow=True)
+
+    def _shadow(
+        self,
+        champion: Served,
+        snapshot: Snapshot,
+        batch: Readings[SensorReading],
+        rows: list[int],
+        scorer: Scorer,
+    ) -> tuple[Served, Scores] | None:
+        """The challenger of ``champion``'s key in shadow mode and its scores, if any."""
+        challenger = self.serving.challenger(champion.name, champion.key)
+        # Promoted a moment ago: it serves already, and is dropped as a challenger next.
+        if challenger is None or challenger.version == champion.version:
+            return None
+        scores = scorer.run(challenger, snapshot, batch, rows, shadow=True)
+        return None if scores is None else (challenger, scores)
 
 
 def _metric_rows(

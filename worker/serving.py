@@ -8,6 +8,9 @@ champion or its version cannot be loaded; the caller then serves a fallback
 per batch and scores the whole batch with that one reference, so every output of a batch
 carries the version that really scored it, even if a swap lands meanwhile.
 
+:meth:`Serving.challenger` is the same for the version loaded beside the champion in shadow
+mode (``ModelCache.load_challenger``); its outputs go to the shadow topic.
+
 The keys of every model are listed from the store at start and extended by
 :meth:`Serving.refresh` (a ``model.updates`` message). A key that failed is not asked again
 for ``ModelRoutes.retry_seconds`` unless a refresh names it. :meth:`Serving.needed` is the
@@ -41,6 +44,8 @@ class ModelSource(Protocol):
     """What serving uses of ``models.cache.ModelCache``."""
 
     def get(self, name: str, key: str | None = None) -> LoadedModel: ...
+
+    def challenger(self, name: str, key: str | None = None) -> LoadedModel | None: ...
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ class Serving:
         self._clock = clock
         self._blocked: dict[ModelKey, float] = {}
         self._facts: dict[ModelKey, _Facts] = {}
+        self._challenger_facts: dict[ModelKey, _Facts] = {}
         self._fallbacks: dict[tuple[Any, ...], Served] = {}
         self._needed: dict[StreamKind, int] = dict.fromkeys(STREAMS, routes.min_history)
         self._note("sensor", routes.zscore_window)
@@ -128,6 +134,26 @@ class Serving:
             )
             self._block(model_key)
             return None
+        step, horizon = facts.step_seconds, facts.horizon
+        return Served(name, key, facts.version, loaded.model, facts.spec, step, horizon)
+
+    def challenger(self, name: str, key: str | None = None) -> Served | None:
+        """The challenger of ``name``/``key`` scoring in shadow, if one is loaded."""
+        loaded = self._cache.challenger(name, key)
+        if loaded is None:
+            return None
+        model_key = (name, key)
+        facts = self._challenger_facts.get(model_key)
+        if facts is None or facts.version != loaded.version:
+            try:
+                facts = _read_facts(loaded.version, loaded.info.metadata)
+            except ModelError as exc:
+                log.warning(
+                    "%s challenger v%d cannot score: %s", _label(model_key), loaded.version, exc
+                )
+                return None
+            self._challenger_facts[model_key] = facts
+            self._note_model(name, facts)
         step, horizon = facts.step_seconds, facts.horizon
         return Served(name, key, facts.version, loaded.model, facts.spec, step, horizon)
 

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from events import topics
 from events.settings import KafkaSettings
 from models.store import default_store
+from worker.routes import StreamKind
 
 if TYPE_CHECKING:
     from models.cache import ModelCache
@@ -53,6 +54,11 @@ class WorkerSettings(BaseSettings):
         default_factory=lambda: [topics.READINGS_SENSOR, topics.READINGS_DEMAND],
         min_length=1,
         description="Topics of readings to score; every instance of the group reads them all.",
+    )
+    streams: dict[str, StreamKind] = Field(
+        default_factory=dict,
+        description="Stream (sensor or demand) of each input topic not named as in "
+        'events.topics: WORKER_STREAMS=\'{"tenant-a.demand": "demand"}\'.',
     )
     group_id: str = Field(
         "driftline-worker", min_length=1, description="Consumer group shared by all instances."
@@ -114,7 +120,22 @@ class WorkerSettings(BaseSettings):
         topics.MODEL_UPDATES, description="Topic of registry changes that trigger hot swaps."
     )
     alerts_topic: str = Field(
-        topics.ALERTS, description="Topic where a failed model swap is reported (type model)."
+        topics.ALERTS,
+        description="Topic of anomaly and maintenance alerts, and of failed model swaps.",
+    )
+    predictions_topic: str = Field(topics.PREDICTIONS, description="Topic of predictions.")
+    imputed_topic: str = Field(
+        topics.READINGS_IMPUTED, description="Topic of readings with their gaps filled."
+    )
+    shadow_topic: str = Field(
+        topics.PREDICTIONS_SHADOW,
+        description="Topic of a challenger's predictions while it runs in shadow.",
+    )
+    challenger_check_s: float = Field(
+        10.0,
+        gt=0,
+        description="How often the store's challenger aliases are read again: a challenger "
+        "the trainer rejected (no model update says so) stops shadow scoring within this.",
     )
     pipeline: str = Field(
         "worker.pipeline:build_pipeline",
@@ -231,6 +252,9 @@ class WorkerSettings(BaseSettings):
             "client.id": f"{kafka.client_id}-worker-{self.instance_id}",
             "enable.idempotence": True,
             "acks": "all",
+            # Java-compatible key hashing: an entity's outputs land on the partition number
+            # of its readings (co-partitioning, see KafkaSettings.producer_config).
+            "partitioner": "murmur2_random",
             "linger.ms": self.linger_ms,
             "compression.type": self.compression,
             "queue.buffering.max.kbytes": self.producer_queue_kbytes,

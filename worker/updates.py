@@ -12,9 +12,15 @@ swaps atomically. Keys this instance has not loaded are left alone (``load_if_ab
 with a model per product, loading every promoted key into every instance would fill the
 cache with models it never serves. A failed load (integrity error, unknown family, broken
 files) keeps the old version serving, is logged and counted, and publishes an ``Alert`` of
-type ``model``. ``challenger`` updates swap nothing. In every case the pipeline is told
-(``refresh(model, key)``, when it has that method) - on the consume thread, between
-batches, so that the pipeline never needs to be thread-safe.
+type ``model``. In every case the pipeline is told (``refresh(model, key)``, when it has
+that method) - on the consume thread, between batches, so that the pipeline never needs to
+be thread-safe.
+
+Shadow mode: a ``challenger`` update swaps no champion; it loads the version the store's
+``challenger`` alias names beside the champion (``cache.sync_challengers``), and the
+pipeline scores with both. The trainer announces the end of a shadow run only when it
+promotes; a rejection just clears the alias, so the thread reads the aliases of the loaded
+challengers again every ``challenger_check_s`` and drops the ones no longer named.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -31,6 +37,7 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from events import Alert, ContractError, ModelUpdate, codec_for, derive_id, topics
 from events.dlq import SourceRecord
+from models.cache import ChallengerSync
 from models.versions import LoadedModel
 from worker import metrics
 
@@ -45,6 +52,8 @@ RETRY_S: Final = 5.0
 # Alert.message holds at most 1024 characters (events.fields.MAX_TEXT_LENGTH).
 MAX_ALERT_TEXT: Final = 1024
 STOP_TIMEOUT_S: Final = 10.0
+# How often the loaded challengers' aliases are read again (WorkerSettings overrides it).
+CHALLENGER_CHECK_S: Final = 10.0
 
 ModelKey = tuple[str, str | None]
 
@@ -64,6 +73,8 @@ class SwapCache(Protocol):
 
     def get(self, name: str, key: str | None = ...) -> LoadedModel: ...
 
+    def sync_challengers(self, keys: Iterable[ModelKey] = ...) -> ChallengerSync: ...
+
 
 AlertSink = Callable[[Alert], None]
 
@@ -79,14 +90,18 @@ class ModelUpdates:
         publish_alert: AlertSink,
         instance_id: str,
         preload: Sequence[ModelKey] = (),
+        challenger_check_s: float = CHALLENGER_CHECK_S,
     ) -> None:
         self.topic = topic
+        self.challenger_check_s = challenger_check_s
+        self._next_challenger_check = time.monotonic() + challenger_check_s
         self.cache = cache
         self.instance_id = instance_id
         self.positioned = threading.Event()
         # Set once positioned and every preloaded model is in the cache.
         self.ready = threading.Event()
         self._pending = list(preload)
+        self._preloaded = list(preload)
         self._next_preload = 0.0
         self._make_consumer = make_consumer
         self._publish_alert = publish_alert
@@ -118,7 +133,11 @@ class ModelUpdates:
     def apply(self, update: ModelUpdate, source: SourceRecord) -> str:
         """Swap the cache for one update; returns the outcome (also counted)."""
         # A challenger runs in shadow: the champion entry of the cache stays as it is.
-        outcome = "challenger" if update.action == "challenger" else self._swap(update, source)
+        if update.action == "challenger":
+            outcome = "challenger" if self._sync([(update.model, update.key)]) else "failed"
+        else:
+            outcome = self._swap(update, source)
+            self._sync([(update.model, update.key)])  # a promoted challenger leaves the shadow
         metrics.MODEL_SWAPS.labels(update.model, outcome).inc()
         if outcome != "failed":
             self._refreshes.put((update.model, update.key))
@@ -140,6 +159,25 @@ class ModelUpdates:
         log.info("%s: now serving v%d (%s)", label, loaded.version, update.action)
         return "swapped"
 
+    def _sync(self, keys: Sequence[ModelKey]) -> bool:
+        """Load or drop challengers as the store's aliases say; False if any load failed."""
+        try:
+            sync = self.cache.sync_challengers(keys)
+        except Exception:  # the store is unreadable: try again at the next check
+            log.exception("cannot read the challenger aliases")
+            return False
+        for (name, key), version in sync.changed.items():
+            label = name if key is None else f"{name}[{key}]"
+            if version is None:
+                log.info("%s: shadow scoring stopped (no longer the challenger)", label)
+            else:
+                log.info("%s: v%d scores in shadow beside the champion", label, version)
+        for (name, key), error in sync.failed.items():
+            log.error(
+                "%s: challenger not loaded: %s", name if key is None else f"{name}[{key}]", error
+            )
+        return not sync.failed
+
     def _run(self) -> None:
         consumer = None
         try:
@@ -148,6 +186,9 @@ class ModelUpdates:
             while not self._stop.is_set():
                 if not self.ready.is_set() and time.monotonic() >= self._next_preload:
                     self._preload()
+                if time.monotonic() >= self._next_challenger_check:
+                    self._next_challenger_check = time.monotonic() + self.challenger_check_s
+                    self._sync(())
                 message = consumer.poll(POLL_S)
                 if message is not None and message.error() is None:
                     self._handle(message)
@@ -206,6 +247,7 @@ class ModelUpdates:
         if failed:
             self._next_preload = time.monotonic() + RETRY_S
         elif self.positioned.is_set():
+            self._sync(self._preloaded)  # a shadow run in progress when this instance started
             self.ready.set()
 
     def _handle(self, message: Any) -> None:

@@ -56,6 +56,7 @@ class Window:
 class GroupConsumer(ConsumerLike, Protocol):
     def get_watermark_offsets(self, *args: Any, **kwargs: Any) -> Any: ...
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None: ...
 
 
 class ReaderConsumer(Protocol):
@@ -73,12 +74,16 @@ def plan(
     reset: str,
     *,
     to_position: bool = False,
+    resume: dict[tuple[str, int], int] | None = None,
 ) -> list[Window]:
     """The read-back window of each partition (empty ones left out).
 
     Windows end at the committed offsets (a new assignment: consumption resumes there) or,
     ``to_position``, at the consumer's positions (re-warming partitions it is consuming,
-    whose last batches may not be committed yet).
+    whose last batches may not be committed yet). A partition without a committed offset
+    ends where ``reset`` says, as of now; ``resume`` gets that offset, so that consumption
+    can start exactly there (librdkafka would look "latest" up again later, and records
+    produced in between would be neither read back nor scored).
     """
     if records <= 0 or not partitions:
         return []
@@ -93,6 +98,8 @@ def plan(
         low, high = consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT_S)
         # Without a committed offset, consumption starts where auto.offset.reset says.
         end = tp.offset if tp.offset >= 0 else (low if reset == "earliest" else high)
+        if tp.offset < 0 and resume is not None:
+            resume[(tp.topic, tp.partition)] = end
         start = max(low, end - records)
         if end > start:
             windows.append(Window(tp.topic, tp.partition, start, end))
@@ -205,7 +212,11 @@ class Assignments:
             return
         metrics.REBALANCES.labels("assign").inc()
         log.info("%s: assigned %s", self.name, _names(partitions))
-        self.warm(consumer, partitions)
+        resume = self.warm(consumer, partitions)
+        for tp in partitions:
+            tp.offset = resume.get((tp.topic, tp.partition), tp.offset)
+        # Assigned here, not by the client after the callback: only this takes the offsets.
+        consumer.incremental_assign(partitions)
         self.assigned.update((tp.topic, tp.partition) for tp in partitions)
         self._report()
 
@@ -227,13 +238,17 @@ class Assignments:
         consumer: GroupConsumer,
         partitions: Sequence[TopicPartition],
         to_position: bool = False,
-    ) -> None:
-        """Read back history of ``partitions`` into the pipeline's state."""
+    ) -> dict[tuple[str, int], int]:
+        """Read back history of ``partitions`` into the pipeline's state; where consumption
+        of the partitions without a committed offset must start (see :func:`plan`)."""
         needed = self.records if self.pipeline.history_needed() > 0 else 0
         started = time.monotonic()
         self.health.set_warming(True)
+        resume: dict[tuple[str, int], int] = {}
         try:
-            windows = plan(consumer, partitions, needed, self.reset, to_position=to_position)
+            windows = plan(
+                consumer, partitions, needed, self.reset, to_position=to_position, resume=resume
+            )
             total, unfinished = self.reader.read(windows, self.pipeline.warm, self.timeout_s)
         finally:
             self.health.set_warming(False)
@@ -256,6 +271,7 @@ class Assignments:
                 total,
                 elapsed,
             )
+        return resume
 
     def rewarm(
         self,

@@ -239,3 +239,40 @@ def test_concurrent_gets_load_each_key_once_and_respect_the_budget(
 def test_budget_must_be_positive(registry: Registry) -> None:
     with pytest.raises(ValueError, match="positive"):
         ModelCache(registry, budget_bytes=0)
+
+
+def test_a_challenger_is_held_beside_the_champion_until_the_store_stops_naming_it(
+    registry: Registry,
+) -> None:
+    register(registry, "P-1", 1.0)
+    challenger = register(registry, "P-1", 3.0)
+    cache = ModelCache(registry, budget_bytes=MODEL_BYTES)  # room for the champion only
+    cache.get("demand", "P-1")
+    assert cache.sync_challengers([("demand", "P-1")]).changed == {}  # no alias yet
+
+    registry.set_challenger("demand", challenger, "P-1")
+    sync = cache.sync_challengers([("demand", "P-1")])
+    assert sync.changed == {("demand", "P-1"): challenger} and sync.failed == {}
+    loaded = cache.challenger("demand", "P-1")
+    assert loaded is not None and predict(loaded) == 3.0
+    assert predict(cache.get("demand", "P-1")) == 1.0  # the champion still serves
+    assert cache.served() == {("demand", "P-1"): 1}  # outside the LRU budget
+    assert cache.sync_challengers().changed == {}  # nothing changed in the store
+
+    registry.reject("demand", challenger, "P-1", reason="lost the shadow run")
+    assert cache.sync_challengers().changed == {("demand", "P-1"): None}
+    assert cache.challenger("demand", "P-1") is None and cache.challengers() == {}
+
+
+def test_a_challenger_that_cannot_be_loaded_is_reported_and_not_held(
+    registry: Registry,
+) -> None:
+    register(registry, "P-1", 1.0)
+    challenger = register(registry, "P-1", 3.0)
+    registry.set_challenger("demand", challenger, "P-1")
+    info = registry.info("demand", "P-1", challenger)
+    (info.path / "model.json").write_text("{}")  # checksum mismatch
+    cache = ModelCache(registry, budget_bytes=10 * MODEL_BYTES)
+    sync = cache.sync_challengers([("demand", "P-1")])
+    assert sync.changed == {} and isinstance(sync.failed[("demand", "P-1")], IntegrityError)
+    assert cache.challenger("demand", "P-1") is None

@@ -88,6 +88,21 @@ def test_warning_asks_to_fine_tune_then_critical_escalates_once(build: SimpleNam
     assert len(out.alerts) == 1
 
 
+def test_a_status_rising_through_warning_on_critical_evidence_asks_once_for_a_full_retrain(
+    build: SimpleNamespace,
+) -> None:
+    evaluator = Evaluator(CONFIG, baselines)
+    healthy = feed(evaluator, stream(build, 200, mae=BASELINE))
+    # each evaluation adds 20 pairs at 2x: +10 %, +20 % (warning level), +30 %, +40 %
+    # (critical): the status becomes warning at +40 %, when the evidence is critical
+    drift = feed(evaluator, stream(build, 400, mae=BASELINE * 2.0, start=200))
+    statuses = [e.status for e in drift.evaluations]
+    assert healthy.requests == [] and "warning" in statuses and statuses[-1] == "critical"
+    [request] = drift.requests
+    assert request.action == "full_retrain" and request.evidence["status"] == "warning"
+    assert float(request.evidence["degradation"]) >= CONFIG.thresholds.critical
+
+
 def test_requests_resume_after_the_cooldown(build: SimpleNamespace) -> None:
     evaluator = Evaluator(CONFIG, baselines)
     first = feed(evaluator, stream(build, 200, mae=4.0))
@@ -105,6 +120,26 @@ def test_a_new_version_starts_fresh_windows(build: SimpleNamespace) -> None:
     # a straggler of v1 is measured, but only the newest version asks for retraining
     late = feed(evaluator, stream(build, 400, mae=9.0, version=1, start=300))
     assert late.requests == [] and late.evaluations[-1].status == "critical"
+
+
+def test_a_challenger_in_shadow_is_measured_and_the_champion_still_judged(
+    build: SimpleNamespace,
+) -> None:
+    evaluator = Evaluator(CONFIG, baselines)
+    evaluator.note_source(("demand", "sku-1", 1), shadow=False)
+    evaluator.note_source(("demand", "sku-1", 2), shadow=True)
+    feed(evaluator, stream(build, 100, mae=1.0, version=1))
+    shadow = feed(evaluator, stream(build, 300, mae=9.0, version=2, start=100))
+    assert shadow.requests == [] and shadow.health[-1].version == 2
+    assert shadow.health[-1].status == "critical"  # measured like any version
+    champion = feed(evaluator, stream(build, 300, mae=9.0, version=1, start=400))
+    assert [r.evidence["version"] for r in champion.requests] == [1]
+    # promoted: its predictions now come from the main topic, and it is judged
+    evaluator.note_source(("demand", "sku-1", 2), shadow=False)
+    later = feed(
+        evaluator, stream(build, 60, mae=9.0, version=2, start=700), NOW + timedelta(hours=1)
+    )
+    assert [r.evidence["version"] for r in later.requests] == [2]
 
 
 def test_versions_beyond_the_limit_are_retired(build: SimpleNamespace) -> None:

@@ -20,7 +20,12 @@ def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = MonitorSettings()
     assert settings.critical_degradation == 0.4
     assert settings.sensor_topic is None
-    assert settings.input_topics == ["predictions", "actuals", "readings.demand"]
+    assert settings.input_topics == [
+        "predictions",
+        "actuals",
+        "predictions.shadow",
+        "readings.demand",
+    ]
 
 
 def test_critical_below_warning_is_refused() -> None:

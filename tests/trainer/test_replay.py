@@ -69,6 +69,29 @@ def test_demand_window_replays_into_the_canonical_frame(
     assert data.frame("demand", later).empty
 
 
+def test_the_event_clock_keeps_the_recent_readings_of_a_burst(
+    kafka_settings: KafkaSettings,
+    unique_topic: Callable[..., str],
+    tmp_path: Path,
+    demand_history: pd.DataFrame,
+) -> None:
+    topic = unique_topic("readings.demand", partitions=3, config=KEEP)
+    codec = codec_for("readings.demand")
+    producer = Producer(kafka_settings.producer_config())
+    for message in demand_messages(demand_history):  # all produced now: a backfill
+        producer.produce(topic, codec.encode(message), codec.key(message))
+    assert producer.flush(30) == 0
+    now = datetime.now(UTC)
+    week = Window(now - pd.Timedelta(days=7), now)
+    by_record = data_for(kafka_settings, tmp_path, demand_topic=topic)
+    assert len(by_record.frame("demand", week)) == len(demand_history)  # all of it
+    by_event = data_for(kafka_settings, tmp_path, demand_topic=topic, window_clock="event")
+    frame = by_event.frame("demand", week)
+    newest = demand_history[TS].max()
+    expected = demand_history[demand_history[TS] >= newest - pd.Timedelta(days=7)]
+    pd.testing.assert_frame_equal(frame, expected.reset_index(drop=True))
+
+
 def test_sensor_window_of_one_kind_with_labels(
     kafka_settings: KafkaSettings,
     unique_topic: Callable[..., str],

@@ -124,3 +124,14 @@ def test_settle_drops_a_stale_verdict(
     assert verdict is not None
     assert settle(verdict, registry, announcer, TrainerState(tmp_path / "s.json")) is None
     assert registry.aliases("demand").champion == 1
+
+
+def test_health_is_dated_by_when_it_was_measured_not_by_its_event_time() -> None:
+    tracker = ShadowTracker(min_pairs=100, margin=0.02)
+    aliases = Aliases(champion=1, challenger=2)
+    # a replayed stream: the readings (and so health.ts) lie months before the wall clock
+    started = T0 + timedelta(days=150)
+    assert tracker.observe(health(1, 10.0, 200), aliases, started, started) is None
+    measured = started + timedelta(seconds=30)
+    verdict = tracker.observe(health(2, 5.0, 200, minutes=1), aliases, started, measured)
+    assert verdict is not None and verdict.promote

@@ -221,6 +221,51 @@ def test_demand_is_served_per_product_then_globally(
     assert result.versions == {("demand", "product-000"): 1, ("demand", None): 1}
 
 
+def test_a_challenger_scores_the_same_readings_into_the_shadow_topic(
+    pipeline: ScoringPipeline, cache: ModelCache, registry: Any, worker_data: Any
+) -> None:
+    sales = worker_data.products(periods=120, seed=5)
+    challenger = worker_data.train(registry, "demand", worker_data.DEMAND_PARAMS, sales)
+    registry.set_challenger("demand", challenger)
+    assert cache.sync_challengers([("demand", None)]).changed == {("demand", None): challenger}
+    records = worker_data.demand_records()
+    result = worker_data.run(pipeline, records)
+    champion = [f for f in decoded(result.records, "predictions") if f.key is None]
+    shadow = decoded(result.records, "predictions.shadow")
+    assert len(champion) == len(shadow) > 0  # the unkeyed champion's readings, scored twice
+    assert {f.version for f in champion} == {1} and {f.version for f in shadow} == {challenger}
+    assert {(f.entity_id, f.target_ts) for f in shadow} == {
+        (f.entity_id, f.target_ts) for f in champion
+    }
+    assert not {f.prediction_id for f in shadow} & {f.prediction_id for f in champion}
+    assert [f.value for f in shadow] != [f.value for f in champion]
+    assert result.versions[("demand", None)] == 1  # the champion served the batch
+    # rejected: the store no longer names it, and shadow scoring stops
+    registry.reject("demand", challenger, reason="lost")
+    cache.sync_challengers()
+    later = pipeline.process(worker_data.demand_records(worker_data.products(periods=61))[-3:])
+    assert decoded(later.records, "predictions") and not decoded(
+        later.records, "predictions.shadow"
+    )
+
+
+def test_a_maintenance_challenger_shadows_risk_predictions_but_raises_no_alert(
+    pipeline: ScoringPipeline, cache: ModelCache, registry: Any, worker_data: Any
+) -> None:
+    labelled = worker_data.history(seed=9)
+    challenger = worker_data.train(registry, "maintenance", worker_data.MAINTENANCE, labelled)
+    registry.set_challenger("maintenance", challenger)
+    cache.sync_challengers([("maintenance", None)])
+    shadowed = worker_data.run(pipeline, worker_data.sensor_records())
+    shadow = decoded(shadowed.records, "predictions.shadow")
+    risks = [p for p in decoded(shadowed.records, "predictions") if p.kind == "risk"]
+    assert shadow and len(shadow) == len(risks)
+    assert {p.version for p in shadow} == {challenger} and {p.kind for p in shadow} == {"risk"}
+    assert all(
+        a.version == 1 for a in decoded(shadowed.records, "alerts") if a.type == "maintenance"
+    )
+
+
 def test_without_champions_fallbacks_serve_with_version_0(
     empty_pipeline: ScoringPipeline, worker_data: Any
 ) -> None:

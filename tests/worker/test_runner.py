@@ -90,6 +90,7 @@ class GroupConsumer:
         self.seeks: list[tuple[str, int, int]] = []
         self._committed = committed or {}
         self.positions: dict[int, int] = {}
+        self.assigned: list[tuple[int, int]] = []  # (partition, start offset) as assigned
         self.on_empty: Callable[[], None] = lambda: None
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
@@ -125,6 +126,9 @@ class GroupConsumer:
 
     def seek(self, tp: TopicPartition) -> None:
         self.seeks.append((tp.topic, tp.partition, tp.offset))
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned += [(tp.partition, tp.offset) for tp in partitions]
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         return [
@@ -322,6 +326,20 @@ def test_assignment_warms_state_before_the_first_batch() -> None:
     warmed = [offset for kind, batch in pipeline.calls if kind == "warm" for _, offset in batch]
     assert warmed == [6, 7, 8, 9]
     assert runner.health.readiness()[1]["assigned_partitions"] == 1
+
+
+def test_a_new_partition_is_consumed_from_where_its_read_back_ended() -> None:
+    committed, new = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    consumer = GroupConsumer([("on_assign", [committed, new])], committed={0: 10})
+    reader = Reader({0: 10, 1: 1_000})
+    runner, _ = make_runner(
+        consumer, RecordingPipeline(), reader, warmup_records=4, auto_offset_reset="latest"
+    )
+    runner.start()
+    runner.step()
+    # partition 1 has no committed offset: "latest" as of the read-back (the fake's high
+    # watermark), not as librdkafka would look it up later; partition 0 resumes as committed
+    assert consumer.assigned == [(0, -1001), (1, 1_000)]
 
 
 def test_revoke_commits_before_the_state_is_forgotten() -> None:

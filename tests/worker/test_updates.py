@@ -23,7 +23,7 @@ from events.dlq import SourceRecord
 from events.lifecycle import UpdateAction
 from events.settings import KafkaSettings
 from models.base import FitReport, FloatArray, Model, Scores
-from models.cache import ModelCache
+from models.cache import ChallengerSync, ModelCache
 from models.registry import Registry
 from models.registry_errors import IntegrityError
 from models.versions import LoadedModel
@@ -76,6 +76,8 @@ class FakeCache:
         self.error = error
         self.cached = cached
         self.swaps: list[tuple[str, str | None, Any, bool]] = []
+        self.synced: list[list[tuple[str, str | None]]] = []
+        self.sync_failures: dict[tuple[str, str | None], Exception] = {}
 
     def swap(
         self,
@@ -96,6 +98,10 @@ class FakeCache:
 
     def get(self, name: str, key: str | None = None) -> Any:
         return _Loaded(1)
+
+    def sync_challengers(self, keys: Any = ()) -> ChallengerSync:
+        self.synced.append(list(keys))
+        return ChallengerSync(failed=dict(self.sync_failures))
 
 
 class _Loaded:
@@ -141,12 +147,23 @@ def test_a_failed_load_keeps_the_old_version_and_alerts() -> None:
     assert "sha256 mismatch" in alert.message
 
 
-def test_a_challenger_update_swaps_nothing() -> None:
+def test_a_challenger_update_loads_the_challenger_and_swaps_no_champion() -> None:
     cache = FakeCache()
     updates, _ = fake_updates(cache)
     assert updates.apply(update(4, "challenger"), SOURCE) == "challenger"
-    assert cache.swaps == []
+    assert cache.swaps == [] and cache.synced == [[("demand", "p-1")]]
     assert updates.refreshes() == [("demand", "p-1")]
+    # a promotion swaps the champion and reads the key's challenger alias again
+    assert updates.apply(update(4), SOURCE) == "swapped"
+    assert cache.synced[-1] == [("demand", "p-1")]
+
+
+def test_a_challenger_that_cannot_be_loaded_counts_as_failed() -> None:
+    cache = FakeCache()
+    cache.sync_failures[("demand", "p-1")] = IntegrityError("broken")
+    updates, _ = fake_updates(cache)
+    assert updates.apply(update(4, "challenger"), SOURCE) == "failed"
+    assert updates.refreshes() == []
 
 
 def test_every_instance_derives_the_same_alert_id_for_one_update() -> None:

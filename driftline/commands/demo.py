@@ -1,111 +1,95 @@
-"""``driftline demo``: readings through a real local Kafka broker, end to end."""
+"""``driftline demo``: the end-to-end demonstration on a local broker.
+
+Starts Apache Kafka, trains the first champions on generated history, runs worker, monitor
+and trainer as separate processes and streams machines, air-quality stations and products
+with anomalies, gaps and a demand drift, with a live dashboard, until ``--seconds`` pass or
+Ctrl-C. Then it prints a summary and writes ``report.png`` and ``summary.json`` into
+``--out``. Exit status 0 only when the run reached its goals: anomalies alerted, drift
+detected, a retrain promoted and the error recovered.
+"""
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
-from collections import Counter
-from typing import Any
+from pathlib import Path
 
 import click
-from confluent_kafka import Consumer, Producer
 from rich.console import Console
 from rich.table import Table
 
-from broker import BrokerError, LocalBroker
-from driftline.generator import generate_machines, generate_products
-from driftline.publish import demand_messages, publish, sensor_messages
-from events import codec_for
-from events.admin import TopicSettings, ensure_topics
-from events.settings import KafkaSettings
-from events.topics import READINGS_DEMAND, READINGS_SENSOR
-from models.frames import metric_columns
-
-# Bound on how long reading back may take: a few thousand records arrive in well under a
-# second from a local broker; a minute means something is broken.
-READ_BACK_TIMEOUT_S = 60.0
+# A few minutes: enough for the drift to be detected, retrained, promoted and recovered.
+DEFAULT_SECONDS = 180
 
 
 @click.command()
-@click.option("--machines", default=3, show_default=True, help="Machines to simulate.")
-@click.option("--hours", default=48, show_default=True, help="Hours of machine readings.")
-@click.option("--products", default=3, show_default=True, help="Products to simulate.")
-@click.option("--days", default=28, show_default=True, help="Days of product demand.")
-@click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", help="Use this broker instead.")
-def demo(machines: int, hours: int, products: int, days: int, bootstrap: str | None) -> None:
-    """Start a local broker, create the topics, publish readings and read them back."""
-    console = Console()
-    if bootstrap:
-        _run(console, KafkaSettings(bootstrap_servers=bootstrap), machines, hours, products, days)
-        return
-    try:
-        with console.status("starting a local Apache Kafka broker"):
-            broker = LocalBroker().start()
-    except BrokerError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        console.print(f"broker up at [bold]{broker.bootstrap_servers}[/] (pid {broker.pid})")
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        _run(console, kafka, machines, hours, products, days)
-    finally:
-        broker.stop()
-        console.print("broker stopped")
-
-
-def _run(
-    console: Console, kafka: KafkaSettings, machines: int, hours: int, products: int, days: int
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=30),
+    envvar="DEMO_SECONDS",
+    default=DEFAULT_SECONDS,
+    show_default=True,
+    help="How long the run lasts, start-up included [env DEMO_SECONDS].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="demo-output",
+    show_default=True,
+    help="Directory of the report, summary, logs and model store (cleared first).",
+)
+@click.option("--machines", default=8, show_default=True, help="Machines streaming telemetry.")
+@click.option("--stations", default=3, show_default=True, help="Air-quality stations.")
+@click.option("--products", default=10, show_default=True, help="Products selling.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.5, max=50),
+    default=4.0,
+    show_default=True,
+    help="Simulated hours per second (every entity reports once an hour).",
+)
+@click.option("--seed", default=7, show_default=True, help="Seed of the generated world.")
+@click.option(
+    "--live/--plain",
+    default=None,
+    help="Rich dashboard or log lines [default: dashboard on a terminal].",
+)
+@click.option("--bootstrap", help="Use this broker (host:port) instead of a local one.")
+def demo(
+    seconds: float,
+    out: Path,
+    machines: int,
+    stations: int,
+    products: int,
+    rate: float,
+    seed: int,
+    live: bool | None,
+    bootstrap: str | None,
 ) -> None:
-    report = ensure_topics(kafka, TopicSettings())
-    console.print(f"topics: {len(report.created)} created, {len(report.existing)} existed")
+    """Run the end-to-end demo: stream, detect drift, retrain, promote, recover."""
+    from driftline.demo.run import Demo, DemoOptions
+    from driftline.demo.scenario import ScenarioConfig
+    from driftline.demo.summary import rows
 
-    sensor = generate_machines(entities=machines, periods=hours, seed=1)
-    demand = generate_products(entities=products, periods=days, seed=1)
-    sensor = sensor[["entity_id", "ts", *metric_columns(sensor)]]
-    producer = Producer(kafka.producer_config(**{"linger.ms": 5}))
-    started = time.perf_counter()
-    sent = publish(producer, READINGS_SENSOR, sensor_messages(sensor, "machine"))
-    sent += publish(producer, READINGS_DEMAND, demand_messages(demand))
-    console.print(f"published {sent} readings in {time.perf_counter() - started:.2f} s")
-
-    counts, latest = _read_back(kafka, sent)
-    table = Table("topic", "readings read back", "entities", title="Through Kafka")
-    for topic in (READINGS_SENSOR, READINGS_DEMAND):
-        table.add_row(topic, str(counts[topic]), str(len(latest[topic])))
-    console.print(table)
-    sample = Table("entity", "ts", "values", title="Latest sensor reading per machine")
-    for entity, reading in sorted(latest[READINGS_SENSOR].items()):
-        values = ", ".join(f"{k}={v}" for k, v in reading.values.items())
-        sample.add_row(entity, reading.ts.isoformat(), values)
-    console.print(sample)
-    if sum(counts.values()) != sent:
-        raise click.ClickException(f"read back {sum(counts.values())} of {sent} readings")
-
-
-def _read_back(
-    kafka: KafkaSettings, expected: int
-) -> tuple[Counter[str], dict[str, dict[str, Any]]]:
-    consumer = Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": f"driftline-demo-{os.getpid()}-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([READINGS_SENSOR, READINGS_DEMAND])
-    counts: Counter[str] = Counter()
-    latest: dict[str, dict[str, Any]] = {READINGS_SENSOR: {}, READINGS_DEMAND: {}}
-    deadline = time.monotonic() + READ_BACK_TIMEOUT_S
+    console = Console()
     try:
-        while sum(counts.values()) < expected and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=1.0):
-                topic, key = message.topic(), message.key()
-                if message.error() is not None or topic is None or key is None:
-                    continue
-                decoded = codec_for(topic).decode(message.value())
-                counts[topic] += 1
-                latest[topic][key.decode()] = decoded
-    finally:
-        consumer.close()
-    return counts, latest
+        scenario = ScenarioConfig(
+            machines=machines, stations=stations, products=products, tick_rate=rate, seed=seed
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    options = DemoOptions(seconds, out, scenario, bootstrap=bootstrap, live=live)
+    runner = Demo(options, console)
+    summary = runner.run()
+    table = Table(title="driftline demo: summary", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in rows(summary):
+        table.add_row(label, value)
+    console.print(table)
+    for problem in runner.problems:
+        console.print(f"[red]problem:[/] {problem}", soft_wrap=True)
+    for goal, reached in summary.goals.items():
+        mark = "[green]achieved[/]" if reached else "[red]NOT achieved[/]"
+        console.print(f"  {goal}: {mark}")
+    console.print(f"report: {options.out / 'report.png'}  summary: {options.out / 'summary.json'}")
+    if not summary.achieved:
+        raise SystemExit(1)

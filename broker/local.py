@@ -7,6 +7,13 @@ Each start formats a fresh metadata log (new cluster id), picks free ports on 12
 unless given, waits until the broker answers a metadata request, and records the process
 in ``<data_dir>/broker.json``. The broker logs to ``<data_dir>/logs/server.log``; what the
 JVM itself prints goes to ``<data_dir>/logs/jvm.out``.
+
+With ``fresh=False`` a data directory formatted before is started as it is, so a stop
+and a start are a broker restart (same ports; topics, records and offsets kept):
+
+>>> broker = LocalBroker(data_dir, fresh=False).start()           # doctest: +SKIP
+>>> broker.stop()                                                  # doctest: +SKIP
+>>> broker.start()                                                 # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -49,6 +56,13 @@ class LocalBroker:
     ``{"SASL": "SASL_PLAINTEXT"}``), each on its own free port (see
     :meth:`listener_address`); ``extra_properties`` are server properties written last.
     Without ``data_dir`` a temporary directory is used and removed on stop.
+
+    ``fresh`` (the default) formats a new metadata log at every start: a new, empty
+    cluster. ``fresh=False`` formats only a data directory that was never formatted and
+    otherwise starts on it as it is (topics, records and committed offsets kept); it needs
+    a ``data_dir``. Starting the same object again after :meth:`stop` reuses its ports,
+    which a restart needs: clients reconnect to the same address, and the metadata log
+    records the controller's endpoint.
     """
 
     def __init__(
@@ -64,7 +78,11 @@ class LocalBroker:
         heap_mb: int = HEAP_MB,
         start_timeout_s: float = START_TIMEOUT_S,
         class_archives: ArchiveMode = "use",
+        fresh: bool = True,
     ) -> None:
+        if not fresh and data_dir is None:
+            raise ValueError("fresh=False needs a data_dir: a temporary one is removed on stop")
+        self._fresh = fresh
         self._requested_dir = data_dir
         self._port = port
         self._controller_port = controller_port
@@ -80,6 +98,7 @@ class LocalBroker:
         self._config: BrokerConfig | None = None
         self._data_dir: Path | None = None
         self._temporary = False
+        self._started = False  # a start succeeded: a later start is a restart
         self.start_seconds: float | None = None
 
     @property
@@ -153,13 +172,18 @@ class LocalBroker:
                 self._abandon(keep_dir=False)
                 raise
         self.start_seconds = time.monotonic() - began
+        self._started = True
         self.state.save()
         return self
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM the broker, wait up to ``timeout_s``, then SIGKILL. Idempotent."""
+        """SIGTERM the broker, wait up to ``timeout_s``, then SIGKILL. Idempotent.
+
+        The broker can be started again afterwards (see ``fresh``).
+        """
         if self._process is not None:
             terminate(self._process.pid, timeout_s, child=self._process)
+            self._process = None
             if self._launcher is not None:
                 self._launcher.after_exit("broker")
         self._discard_temporary_dir()
@@ -189,9 +213,12 @@ class LocalBroker:
         return data_dir
 
     def _launch(self, launcher: JavaLauncher) -> None:
-        self._config = self._make_config()
+        restarting = not self._fresh and self._started
+        self._config = self.config if restarting else self._make_config()
         self._config.write(self._properties_file)
-        cluster_id = self._format(launcher)
+        cluster_id = None if self._fresh else self._formatted_cluster_id()
+        if cluster_id is None:
+            cluster_id = self._format(launcher)
         command = launcher.command(
             "broker",
             # A fixed heap: no resizing pauses, and the footprint is known up front.
@@ -226,6 +253,17 @@ class LocalBroker:
             extra_listeners=self._extra_listeners,
             extra_properties=self._extra_properties,
         )
+
+    def _formatted_cluster_id(self) -> str | None:
+        """The cluster id of a metadata log formatted before, if there is one."""
+        meta = self.config.log_dir / "meta.properties"
+        if not meta.is_file():
+            return None
+        for line in meta.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name.strip() == "cluster.id" and value.strip():
+                return value.strip()
+        raise BrokerStartError(f"{meta} names no cluster.id; remove the data dir to start anew")
 
     def _format(self, launcher: JavaLauncher) -> str:
         """Format a fresh metadata log directory; return its new cluster id."""

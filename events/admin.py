@@ -62,18 +62,32 @@ def topic_config(name: str, settings: TopicSettings) -> dict[str, str]:
     return {"retention.ms": str(settings.retention_ms)}
 
 
+def connect(kafka: KafkaSettings, timeout_s: float) -> tuple[AdminClient, Any]:
+    """An admin client and the cluster's metadata; TopicError says why it failed.
+
+    A failed metadata request only says the brokers were not reached; the client's own
+    error events say why (a refused SASL login, a TLS handshake, a closed connection), so
+    the last of them is added to the message.
+    """
+    errors: list[KafkaError] = []
+    config: dict[str, Any] = {**kafka.client_config(), "error_cb": errors.append}
+    admin = AdminClient(config)
+    try:
+        return admin, admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        admin.poll(0)  # serve the error events queued meanwhile
+        reason = f" ({errors[-1].str()})" if errors else ""
+        raise TopicError(f"cannot reach {kafka.bootstrap_servers}: {exc}{reason}") from exc
+
+
 def ensure_topics(
     kafka: KafkaSettings,
     settings: TopicSettings,
     names: tuple[str, ...] = topics.ALL_TOPICS,
 ) -> TopicsReport:
     """Create the missing topics; report existing ones and partition-count mismatches."""
-    admin = AdminClient(kafka.client_config())
+    admin, metadata = connect(kafka, settings.timeout_s)
     report = TopicsReport()
-    try:
-        metadata = admin.list_topics(timeout=settings.timeout_s)
-    except KafkaException as exc:
-        raise TopicError(f"cannot reach {kafka.bootstrap_servers}: {exc}") from exc
     missing = []
     for name in names:
         existing = metadata.topics.get(name)

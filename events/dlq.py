@@ -5,6 +5,12 @@ and value bytes, its original headers, and ``dlq.*`` headers naming the error an
 the record came from. Pure functions: the caller produces and consumes the records.
 The DLQ record's own Kafka timestamp is the time of failure (so DLQ retention counts from
 then); the source record's timestamp travels in ``dlq.source.timestamp``.
+
+A refused record can be as large as the broker accepts (about 1 MB by default), and the
+copy adds headers: unbounded, it would be refused in its turn, the service that
+dead-letters it would stop, and its restart would meet the same record again. A copy
+above :data:`MAX_RECORD_BYTES` drops the original headers and truncates the key and
+value; ``dlq.truncated`` then says what was cut.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from events.errors import ContractError, DlqFormatError
 from events.topics import dlq_topic
 
 Headers = Sequence[tuple[str, bytes | str | None]]
+Header = tuple[str, bytes | None]
 
 HEADER_PREFIX: Final = "dlq."
 ERROR_CLASS: Final = "dlq.error.class"
@@ -28,12 +35,21 @@ SOURCE_PARTITION: Final = "dlq.source.partition"
 SOURCE_OFFSET: Final = "dlq.source.offset"
 SOURCE_TIMESTAMP: Final = "dlq.source.timestamp"
 FAILED_AT: Final = "dlq.failed_at"
+TRUNCATED: Final = "dlq.truncated"
 
 # An error message is for a person reading the record; 1 KiB holds msgspec's message with
 # its field path and keeps the headers a small fraction of the record.
 MAX_MESSAGE_BYTES: Final = 1024
 # Reason of errors that are not contract violations (e.g. a model raised on one record).
 PROCESSING_REASON: Final = "processing"
+# Largest DLQ record (key, value and headers): below librdkafka's default message.max.bytes
+# (1,000,000) and the broker's (1,048,588), with room for the record's framing.
+MAX_RECORD_BYTES: Final = 900_000
+# A key longer than this is no entity id (ids are at most 256 characters, 1 KiB of UTF-8):
+# an oversize copy keeps this much of it.
+MAX_KEPT_KEY_BYTES: Final = 1024
+# Room kept for the dlq.truncated header itself (its text is about 150 bytes).
+TRUNCATED_NOTE_BYTES: Final = 256
 
 
 class KafkaMessage(Protocol):
@@ -95,6 +111,7 @@ class DlqRecord:
     reason: str
     message: str
     failed_at: datetime
+    truncated: str | None = None  # what was cut to fit the DLQ, if anything
 
 
 def dead_letter(
@@ -107,7 +124,8 @@ def dead_letter(
     """The DLQ record for ``source``, refused because of ``error``.
 
     ``reason`` defaults to the ContractError's reason, else ``processing``. Headers the
-    source already had under ``dlq.`` (a re-driven record failing again) are replaced.
+    source already had under ``dlq.`` (a re-driven record failing again) are replaced. A
+    record too large for the DLQ is cut down to :data:`MAX_RECORD_BYTES` (see above).
     """
     when = (failed_at or datetime.now(UTC)).astimezone(UTC)
     cls = type(error)
@@ -123,12 +141,35 @@ def dead_letter(
     if source.timestamp_ms is not None:
         added.append((SOURCE_TIMESTAMP, str(source.timestamp_ms)))
     kept = [(k, v) for k, v in source.headers if not k.startswith(HEADER_PREFIX)]
-    return DlqMessage(
-        topic=dlq_topic(source.topic),
-        key=source.key,
-        value=source.value,
-        headers=kept + [(k, v.encode()) for k, v in added],
+    ours: list[Header] = [(k, v.encode()) for k, v in added]
+    key, value, kept, cut = _fit(source.key, source.value, kept, _size(ours))
+    if cut is not None:
+        ours.append((TRUNCATED, cut.encode()))
+    return DlqMessage(topic=dlq_topic(source.topic), key=key, value=value, headers=kept + ours)
+
+
+def _size(headers: Sequence[Header]) -> int:
+    return sum(len(name.encode()) + len(value or b"") for name, value in headers)
+
+
+def _fit(
+    key: bytes | None, value: bytes | None, headers: list[Header], ours: int
+) -> tuple[bytes | None, bytes | None, list[Header], str | None]:
+    """Key, value and original headers cut to fit the DLQ, and a note of what was cut."""
+    budget = MAX_RECORD_BYTES - ours
+    key_bytes, value_bytes = len(key or b""), len(value or b"")
+    total = key_bytes + value_bytes + _size(headers)
+    if total <= budget:
+        return key, value, headers, None
+    kept_key = key[:MAX_KEPT_KEY_BYTES] if key is not None else None
+    room = max(0, budget - TRUNCATED_NOTE_BYTES - len(kept_key or b""))
+    kept_value = value[:room] if value is not None else None
+    note = (
+        f"{total}-byte record cut to fit the DLQ: {len(headers)} original header(s) dropped, "
+        f"key {len(kept_key or b'')} of {key_bytes} bytes, "
+        f"value {len(kept_value or b'')} of {value_bytes} bytes kept"
     )
+    return kept_key, kept_value, [], note
 
 
 def read_dead_letter(key: bytes | None, value: bytes | None, headers: Headers | None) -> DlqRecord:
@@ -159,6 +200,7 @@ def read_dead_letter(key: bytes | None, value: bytes | None, headers: Headers | 
         reason=_required(ours, ERROR_REASON),
         message=ours.get(ERROR_MESSAGE, ""),
         failed_at=_timestamp(ours, FAILED_AT),
+        truncated=ours.get(TRUNCATED),
     )
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from models.atomic import fsync_dir, is_abandoned, lock_directory, writing
-from models.base import Model
+from models.base import Model, ModelError
 from models.history import highest_version, read_events
 from models.layout import VERSION_PATTERN, KeyPaths
-from models.registry_errors import RegistryError
+from models.registry_errors import RegistryError, StoreWriteError
 from models.versions import scan_files
 
 DELETED_PATTERN = re.compile(r"\.del-v([0-9]+)-.*")
@@ -43,9 +43,19 @@ def graveyard(paths: KeyPaths, number: int) -> Path:
 
 
 def save_into(model: Model, scratch: Path, label: str) -> dict[str, dict[str, Any]]:
-    """Save ``model`` into ``scratch``, fsync and checksum every file it wrote."""
+    """Save ``model`` into ``scratch``, fsync and checksum every file it wrote.
+
+    Frameworks report a failed write in their own words (CatBoost raises CatBoostError on
+    a full disk, not OSError): any error of ``save`` other than a ModelError (the family
+    refusing, e.g. an unfitted model) is a StoreWriteError that keeps their message.
+    """
     with writing(f"{label} model files", scratch):
-        names = model.save(scratch)
+        try:
+            names = model.save(scratch)
+        except (OSError, ModelError):
+            raise
+        except Exception as exc:
+            raise StoreWriteError(f"cannot write {label} model files at {scratch}: {exc}") from exc
         files = scan_files(scratch, fsync=True)
     missing = [n for n in names if n not in files]
     if missing or not files:

@@ -21,11 +21,13 @@ from rich.table import Table
 
 from models.archive import export_archive, import_archive
 from models.registry import Registry
-from models.registry_errors import RegistryError
+from models.registry_errors import IntegrityError, RegistryError
+from models.versions import VersionInfo, verify_files
 
 Command = Callable[..., None]
 SHOW_FIELDS: tuple[str, ...] = ("model", "key", "version", "family", "aliases", "parent")
 SHOW_FIELDS += ("created_at", "training", "metrics", "features", "params", "frameworks", "path")
+SHOW_FIELDS += ("integrity",)
 SUMMARY_COLUMNS = ("model", "key", "family", "versions", "champion", "challenger", "latest")
 VERSION_COLUMNS = {"champion", "challenger", "latest"}
 
@@ -121,10 +123,15 @@ def _summary(registry: Registry, name: str, key: str | None) -> dict[str, Any]:
 def show(
     name: str, version: str | None, key: str | None, registry: Registry, as_json: bool
 ) -> None:
-    """Show a version's metadata (default: the champion)."""
+    """Show a version's metadata (default: the champion) and whether its files are intact."""
     info = registry.info(name, key, version)
     aliases = registry.aliases(name, key).pointing_at(info.version)
-    document = {**info.metadata, "path": str(info.path), "aliases": aliases}
+    document = {
+        **info.metadata,
+        "path": str(info.path),
+        "aliases": aliases,
+        "integrity": _integrity(info),
+    }
     if as_json:
         emit(document)
         return
@@ -134,6 +141,15 @@ def show(
     files = [f"{n}  {r['bytes']} B  sha256 {r['sha256'][:16]}…" for n, r in info.files.items()]
     table.add_row("files", "\n".join(files))
     Console().print(table)
+
+
+def _integrity(info: VersionInfo) -> str:
+    """``verified``, or why the version's files do not match their recorded checksums."""
+    try:
+        verify_files(info)
+    except IntegrityError as exc:
+        return f"FAILED: {exc}"
+    return "verified"
 
 
 def _text(value: Any) -> str:

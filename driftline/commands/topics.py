@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 
 import click
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
-from events.admin import TopicError, TopicSettings, ensure_topics
+from events.admin import TopicError, TopicSettings, connect, ensure_topics
 from events.settings import kafka_settings
 
 
@@ -69,9 +67,9 @@ def list_topics(bootstrap: str | None) -> None:
     """List topics with partition counts."""
     kafka = kafka_settings(bootstrap)
     try:
-        metadata = AdminClient(kafka.client_config()).list_topics(timeout=15)
-    except KafkaException as exc:
-        raise click.ClickException(f"cannot reach {kafka.bootstrap_servers}: {exc}") from exc
+        _, metadata = connect(kafka, TopicSettings().timeout_s)
+    except TopicError as exc:
+        raise click.ClickException(str(exc)) from exc
     table = Table("topic", "partitions")
     for name in sorted(metadata.topics):
         if not name.startswith("__"):

@@ -43,6 +43,7 @@ from sklearn.ensemble import IsolationForest
 
 from models.base import FitReport, FloatArray, ModelError, NotFittedError, Scores, severity_of
 from models.features import FeatureSpec, SensorSpec, fill_missing, fill_values, frame_rows
+from models.forest import IsolationScorer
 from models.frames import ENTITY, IS_ANOMALY, TS, holdout_mask
 from models.metrics import detection_report
 from models.tabular import (
@@ -93,6 +94,7 @@ class AnomalyModel(SpecModel):
         self.config = parse_params(AnomalyParams, self.params, self.family)
         self.params = params_dict(self.config)
         self._forest: IsolationForest | None = None
+        self._scorer: IsolationScorer | None = None  # built from the forest on first use
 
     def fit(self, history: pd.DataFrame) -> FitReport:
         require_frame(history, (ENTITY, TS), self.family)
@@ -129,7 +131,7 @@ class AnomalyModel(SpecModel):
             n_jobs=1,
         ).fit(x)
         spread = float(np.std(-forest.decision_function(x)))
-        self._forest = forest
+        self._forest, self._scorer = forest, None
         self._set_spec(spec)
         # a forest that scores every row alike has no spread; keep the division defined
         spread = max(spread, 1e-12)
@@ -155,8 +157,10 @@ class AnomalyModel(SpecModel):
         matrix = self._matrix(features)
         if self._forest is None:
             raise NotFittedError("anomaly: model is not fitted")
+        if self._scorer is None:
+            self._scorer = IsolationScorer(self._forest)
         x = _magnitudes(matrix, np.asarray(self.info["fill"], dtype=np.float64))
-        beyond = -self._forest.decision_function(x) if x.shape[0] else np.empty(0)
+        beyond = -self._scorer.decision_function(x) if x.shape[0] else np.empty(0)
         # the logistic function written with tanh, which cannot overflow
         score = 0.5 * (1.0 + np.tanh(beyond / (2.0 * float(self.info["spread"]))))
         return Scores(score=score, flag=score > 0.5, severity=severity_of(score))

@@ -43,6 +43,7 @@ from models.features import (
     frame_rows,
 )
 from models.features.sensor import SENSOR_FEATURES
+from models.forest import ProbaScorer
 from models.frames import ENTITY, IS_ANOMALY, RISK, TS, holdout_mask
 from models.metrics import mae, rmse
 from models.tabular import (
@@ -124,6 +125,7 @@ class MaintenanceModel(SpecModel):
         self.config = parse_params(MaintenanceParams, self.params, self.family)
         self.params = params_dict(self.config)
         self._forest: RandomForestClassifier | None = None
+        self._scorer: ProbaScorer | None = None  # built from the forest on first use
 
     def fit(self, history: pd.DataFrame) -> FitReport:
         require_frame(history, (ENTITY, TS), self.family)
@@ -143,7 +145,7 @@ class MaintenanceModel(SpecModel):
             n_jobs=1,
         )
         forest.fit(fill_missing(rows.matrix[train], fill), risk[train])
-        self._forest = forest
+        self._forest, self._scorer = forest, None
         self._set_spec(spec)
         self.info.update(fill=fill.tolist(), fine_tunes=0, trained_by="fit")
         return self._report(rows, risk, train, holdout, clock)
@@ -165,6 +167,7 @@ class MaintenanceModel(SpecModel):
         else:
             forest.set_params(n_estimators=self.config.n_estimators).fit(x, risk[train])
             self.info["trained_by"] = "refit"
+        self._scorer = None  # the forest grew or was refitted
         self.info["fine_tunes"] = int(self.info.get("fine_tunes", 0)) + 1
         return self._report(rows, risk, train, holdout, clock)
 
@@ -214,10 +217,12 @@ class MaintenanceModel(SpecModel):
         matrix = self._matrix(features)
         if self._forest is None:
             raise NotFittedError("maintenance: model is not fitted")
+        if self._scorer is None:
+            self._scorer = ProbaScorer(self._forest)
         proba = np.zeros((matrix.shape[0], LEVELS.size))
         if matrix.shape[0]:
             x = fill_missing(matrix, np.asarray(self.info["fill"], dtype=np.float64))
-            proba[:, self._forest.classes_.astype(np.int64)] = self._forest.predict_proba(x)
+            proba[:, self._forest.classes_.astype(np.int64)] = self._scorer.predict_proba(x)
         return proba
 
     def predict_batch(self, features: FloatArray) -> Scores:

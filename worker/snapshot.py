@@ -93,9 +93,13 @@ class Snapshot:
                 continue
             sources = [group.index[inputs[j]] for j in targets]
             at = np.flatnonzero(self._group_of[picked] == number)
-            block = group.windows[self._position[picked[at]]][:, self.length - depth :, :]
-            columns = np.asarray(targets, dtype=np.int64)
-            out[np.ix_(at, steps, columns)] = block[:, :, sources]
+            block = group.windows[self._position[picked[at]], self.length - depth :][:, :, sources]
+            if at.size == picked.size and len(targets) == len(inputs):
+                # the usual case (one layout reports every input): plain slices, no scatter
+                out[:, length - depth :, :] = block
+            else:
+                columns = np.asarray(targets, dtype=np.int64)
+                out[np.ix_(at, steps, columns)] = block
         return out
 
     def metrics(self, rows: Rows | None = None) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 from rich.console import Console
@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     from events.bench import CodecFigures
 
 # name -> "module:attribute" of a click command imported only when it runs.
-LAZY: dict[str, str] = {"models": "driftline.commands.bench_models:models"}
+LAZY: dict[str, str] = {
+    "models": "driftline.commands.bench_models:models",
+    "stream": "driftline.commands.bench_stream:stream",
+    "loop": "driftline.commands.bench_loop:loop",
+}
+# What plain ``driftline bench`` runs.
+DEFAULT: Final = "stream"
 
 
 class BenchGroup(click.Group):
@@ -42,9 +48,15 @@ class BenchGroup(click.Group):
         return loaded
 
 
-@click.group(cls=BenchGroup)
-def bench() -> None:
-    """Benchmarks that print figures (codec, models, stream)."""
+@click.group(cls=BenchGroup, invoke_without_command=True)
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Benchmarks that print figures (codec, models, stream); alone, runs stream."""
+    if ctx.invoked_subcommand is None:
+        command = bench.get_command(ctx, DEFAULT)
+        if command is None:  # LAZY names it; only a broken install gets here
+            raise click.ClickException(f"benchmark {DEFAULT!r} is not available")
+        ctx.invoke(command)
 
 
 def environment() -> dict[str, Any]:

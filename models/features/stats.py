@@ -2,6 +2,13 @@
 
 Every function is vectorized over the batch and the columns. A statistic with too few
 values is NaN: a mean of no values, a spread or slope of fewer than two.
+
+These run on the worker's hot path for every reading, so work that cannot change a result
+is skipped: windows without NaN (the steady state) take shortcuts for what only NaN
+affects (counts, forward filling, the steps of a slope), and the spread behind the MAD
+fallback is computed only when some MAD is 0. Every shortcut gives bit-identical results
+(in any memory layout), so features stay the same whichever batch a reading arrives in:
+training and the worker agree exactly.
 """
 
 from __future__ import annotations
@@ -28,16 +35,33 @@ def forward_fill(windows: FloatArray) -> FloatArray:
 
     Leading NaN (nothing seen yet in the window) stay NaN.
     """
+    missing = np.isnan(windows)
+    if not missing.any():
+        return windows.copy()
     steps = np.arange(windows.shape[1]).reshape(1, -1, 1)
-    index = np.where(np.isnan(windows), 0, steps)
+    index = np.where(missing, 0, steps)
     np.maximum.accumulate(index, axis=1, out=index)
     return np.take_along_axis(windows, index, axis=1)
+
+
+def valid_count(valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """Values present along axis 1 of a ``~isnan`` mask (``[batch, k]``).
+
+    A count is exact in any order, so a mask without a gap needs no reduction (a strided
+    reduction along axis 1 costs about as much as a sort of the window).
+    """
+    if valid.shape[1] and valid.all():
+        # laid out as the reduction's result would be: later arithmetic follows its order
+        count = np.empty_like(valid[:, 0], dtype=np.intp)
+        count.fill(valid.shape[1])
+        return count
+    return np.asarray(valid.sum(axis=1), dtype=np.intp)
 
 
 def mean_std(segment: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Mean and population standard deviation along axis 1."""
     valid = ~np.isnan(segment)
-    count = valid.sum(axis=1)
+    count = valid_count(valid)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(valid, segment, 0.0).sum(axis=1) / count
         squares = np.where(valid, (segment - np.expand_dims(mean, 1)) ** 2, 0.0).sum(axis=1)
@@ -52,7 +76,7 @@ def nan_median(segment: FloatArray) -> FloatArray:
     (n - 1) // 2 and n // 2; this is several times faster than ``np.nanmedian`` on windows.
     """
     ordered = np.sort(segment, axis=1)
-    count = np.expand_dims((~np.isnan(segment)).sum(axis=1), 1)
+    count = np.expand_dims(valid_count(~np.isnan(segment)), 1)
     low = np.take_along_axis(ordered, np.maximum(count - 1, 0) // 2, axis=1)
     high = np.take_along_axis(ordered, count // 2 - (count == 0), axis=1)
     return np.where(count > 0, (low + high) / 2.0, np.nan)[:, 0]
@@ -69,8 +93,10 @@ def robust_scale(segment: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Median and a robust sigma: the MAD sigma, or the standard deviation when MAD is 0
     (a metric that is mostly constant), floored so a constant metric never divides by 0."""
     center, sigma = median_mad(segment)
-    _, std = mean_std(segment)
-    return center, floored(np.where(sigma > 0.0, sigma, std), center)
+    if not (sigma > 0.0).all():  # a MAD of 0 (or NaN) somewhere: the spread is needed
+        _, std = mean_std(segment)
+        sigma = np.where(sigma > 0.0, sigma, std)
+    return center, floored(sigma, center)
 
 
 def floored(scale: FloatArray, center: FloatArray) -> FloatArray:
@@ -81,14 +107,22 @@ def floored(scale: FloatArray, center: FloatArray) -> FloatArray:
 def slope(segment: FloatArray) -> FloatArray:
     """Least-squares slope per step along axis 1."""
     valid = ~np.isnan(segment)
-    steps = np.arange(segment.shape[1]).reshape(1, -1, 1)
-    count = valid.sum(axis=1)
+    length = segment.shape[1]
+    steps = np.arange(length).reshape(1, -1, 1)
+    count = valid_count(valid)
+    # Without gaps every slice has the same steps: their sum is exact (integers) and the
+    # spread of the steps is the same for every slice, so one slice computes it.
+    complete = bool(valid.all())
     with np.errstate(invalid="ignore", divide="ignore"):
-        t_mean = np.where(valid, steps, 0).sum(axis=1) / count
+        if complete:
+            t_mean = np.full(count.shape, length * (length - 1) // 2) / count
+        else:
+            t_mean = np.where(valid, steps, 0).sum(axis=1) / count
         x_mean = np.where(valid, segment, 0.0).sum(axis=1) / count
         dt = np.where(valid, steps - np.expand_dims(t_mean, 1), 0.0)
         dx = np.where(valid, segment - np.expand_dims(x_mean, 1), 0.0)
-        result = (dt * dx).sum(axis=1) / (dt * dt).sum(axis=1)
+        spread = dt[:1] if complete else dt
+        result = (dt * dx).sum(axis=1) / (spread * spread).sum(axis=1)
     return np.where(count >= 2, result, np.nan)
 
 

@@ -59,12 +59,14 @@ class EntityWindow:
     def push(self, values: FloatArray | list[float], ts: Stamp) -> bool:
         """Append one reading; False (and no change) when ``ts`` is not newer than the last.
 
-        ``ts`` is anything ``pd.Timestamp`` accepts; naive times are taken as UTC.
+        ``ts`` is anything ``pd.Timestamp`` accepts; naive times are taken as UTC. The worker
+        passes integer nanoseconds, which need no conversion (it costs more than the push).
         """
-        stamp = int(pd.Timestamp(ts).value)  # nanoseconds since the epoch, UTC
+        # nanoseconds since the epoch, UTC
+        stamp = ts if type(ts) is int else int(pd.Timestamp(ts).value)
         if self._last_ns is not None and stamp <= self._last_ns:
             return False
-        self._buffer[self._head] = np.asarray(values, dtype=np.float64)
+        self._buffer[self._head] = values  # numpy converts a list or array row in place
         self._head = (self._head + 1) % self._buffer.shape[0]
         self._count = min(self._count + 1, self._buffer.shape[0])
         self._last_ns = stamp

@@ -1,0 +1,105 @@
+"""The scoring pipeline in this process, without a broker: per message and batched.
+
+Row (c), the per-message baseline, is what a naive service does: every reading is scored
+on its own (``process`` of a one-record batch: its features, one ``predict_batch`` with one
+row per model, its outputs). It is measured in-process on a sample because it is far
+slower than the worker; leaving out the Kafka round trips a real per-message service would
+add only flatters it. The same readings in the worker's micro-batches give the batched
+in-process rate: what the pipeline costs before the runtime and the broker take their share.
+
+Both runs first push the readings before the sample into state (every window as full as
+in a running worker) and score one batch untimed (models loaded, first predicts done).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from driftline.benchmarks.workload import Encoded, Readings
+from events import topics
+from events.dlq import KafkaMessage
+from models.cache import ModelCache
+from models.store import ModelStore
+from worker.pipeline import ScoringPipeline
+from worker.replay import Record, partition_of
+
+# Every champion fits many times over; the figure must not include evictions.
+CACHE_BYTES: Final = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """``messages`` readings processed in batches of ``batch_size`` in ``seconds``."""
+
+    messages: int
+    batch_size: int
+    seconds: float
+
+    @property
+    def messages_per_s(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """Readings as consumed records (in-process partitions), history then the sample."""
+
+    history: list[KafkaMessage]
+    sample: list[KafkaMessage]
+
+
+def consumed(readings: Readings, sample: int, partitions: int) -> Consumed:
+    """The last ``sample`` readings (both streams, in proportion) after the rest."""
+    sensor = _records(readings.sensor, topics.READINGS_SENSOR, partitions)
+    demand = _records(readings.demand, topics.READINGS_DEMAND, partitions)
+    tail = readings.head(min(sample, len(readings)))
+    cut_sensor, cut_demand = len(sensor) - len(tail.sensor), len(demand) - len(tail.demand)
+    return Consumed(
+        history=[*sensor[:cut_sensor], *demand[:cut_demand]],
+        sample=[*sensor[cut_sensor:], *demand[cut_demand:]],
+    )
+
+
+def measure_in_process(store: Path, data: Consumed, batch_size: int, repeats: int = 1) -> InProcess:
+    """Best of ``repeats`` passes of ``process`` over the sample in ``batch_size`` batches."""
+    best = float("inf")
+    first, timed = _primer(data.sample)
+    for _ in range(repeats):
+        pipeline = _pipeline(store)
+        pipeline.warm(data.history)
+        pipeline.process(first)  # untimed: loads the models, first predicts
+        started = time.perf_counter()
+        for start in range(0, len(timed), batch_size):
+            pipeline.process(timed[start : start + batch_size])
+        best = min(best, time.perf_counter() - started)
+    return InProcess(len(timed), batch_size, best)
+
+
+def _primer(sample: Sequence[KafkaMessage]) -> tuple[list[KafkaMessage], list[KafkaMessage]]:
+    """The first reading of each stream (scored untimed) and the rest of the sample."""
+    firsts: dict[str, int] = {}
+    for index, message in enumerate(sample):
+        firsts.setdefault(message.topic() or "", index)
+    chosen = set(firsts.values())
+    first = [sample[i] for i in sorted(chosen)]
+    rest = [m for i, m in enumerate(sample) if i not in chosen]
+    return first, rest
+
+
+def _pipeline(store: Path) -> ScoringPipeline:
+    models = ModelStore(store)
+    return ScoringPipeline(models, ModelCache(models, CACHE_BYTES))
+
+
+def _records(encoded: Encoded, topic: str, partitions: int) -> list[KafkaMessage]:
+    offsets = [0] * partitions
+    records: list[KafkaMessage] = []
+    for key, value in encoded:
+        partition = partition_of(key.decode(), partitions)
+        records.append(Record(topic, partition, offsets[partition], key, value))
+        offsets[partition] += 1
+    return records

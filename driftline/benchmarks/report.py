@@ -1,0 +1,177 @@
+"""Figures of one ``driftline bench stream`` run: goals, the table and the JSON payload."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from rich.table import Table
+
+from driftline.benchmarks.baseline import InProcess
+from driftline.benchmarks.forecasts import Forecasts
+from driftline.benchmarks.latency import Latency
+from driftline.benchmarks.throughput import Throughput
+
+MIB: Final = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Goals:
+    """What the stream benchmark checks."""
+
+    share_of_ceiling: float = 0.5  # (b) >= this x (a), messages per second
+    over_baseline: float = 100.0  # (b) >= this x (c)
+    p99_ms: float = 100.0  # at the offered rate
+    windows_per_s: float = 2_000.0  # sequence forecasts
+
+
+@dataclass(frozen=True)
+class Check:
+    """One goal: met or not, with the figure that decides it."""
+
+    goal: str
+    passed: bool
+    figure: str
+
+
+@dataclass(frozen=True)
+class StreamFigures:
+    """Everything one run measured."""
+
+    passthrough: Throughput
+    scoring: Throughput
+    batched: InProcess
+    per_message: InProcess
+    latency: Latency
+    forecasts: Forecasts
+
+    @property
+    def share_of_ceiling(self) -> float:
+        return self.scoring.messages_per_s / self.passthrough.messages_per_s
+
+    @property
+    def over_baseline(self) -> float:
+        return self.scoring.messages_per_s / self.per_message.messages_per_s
+
+
+def checks(figures: StreamFigures, goals: Goals) -> dict[str, Check]:
+    """Row name -> the goal checked on that row."""
+    latency = figures.latency
+    complete = latency.matched == latency.readings
+    return {
+        "b": Check(
+            f">= {goals.share_of_ceiling:.0%} of (a)",
+            figures.share_of_ceiling >= goals.share_of_ceiling and figures.scoring.complete,
+            f"{figures.share_of_ceiling:.0%} of (a)",
+        ),
+        "c": Check(
+            f"(b) >= {goals.over_baseline:,.0f}x",
+            figures.over_baseline >= goals.over_baseline,
+            f"(b) = {figures.over_baseline:,.0f}x",
+        ),
+        "p99": Check(
+            f"<= {goals.p99_ms:,.0f} ms",
+            complete and latency.p99_ms <= goals.p99_ms,
+            f"{latency.matched:,} of {latency.readings:,} readings matched",
+        ),
+        "forecasts": Check(
+            f">= {goals.windows_per_s:,.0f}",
+            figures.forecasts.windows_per_s >= goals.windows_per_s,
+            "",
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table; ``check`` names the goal checked on it (see :func:`checks`)."""
+
+    label: str
+    measures: str
+    value: float
+    unit: str
+    note: str = ""
+    check: str | None = None
+    decimals: int = 0
+
+
+def rows(f: StreamFigures) -> list[Row]:
+    """Every figure of the run, in the order of the table."""
+    lat, batched, single = f.latency, f.batched, f.per_message
+    rate = f"at {lat.offered_per_s:,.0f} readings/s"
+    return [
+        Row("(a)", "passthrough worker: consume, decode, produce",
+            f.passthrough.messages_per_s, "msg/s", _complete(f.passthrough)),
+        Row("(b)", "scoring worker: anomaly + maintenance + demand",
+            f.scoring.messages_per_s, "msg/s", _complete(f.scoring), "b"),
+        Row("", f"scoring pipeline in-process, batches of {batched.batch_size:,}",
+            batched.messages_per_s, "msg/s", f"{batched.messages:,} readings, no broker"),
+        Row("(c)", "per message: one predict per model per reading", single.messages_per_s,
+            "msg/s", f"in-process sample of {single.messages:,}, no broker", "c"),
+        Row("", f"latency p50 {rate}", lat.p50_ms, "ms",
+            f"rate achieved {lat.achieved_per_s:,.0f}/s", decimals=1),
+        Row("", f"latency p99 {rate}", lat.p99_ms, "ms",
+            f"max {lat.max_ms:,.0f} ms; p99 of a typical second "
+            f"{lat.typical_second_p99_ms:,.0f} ms", "p99", 1),
+        Row("", "scoring worker resident memory, peak", lat.memory.peak_bytes / MIB, "MiB",
+            f"VmHWM; VmRSS at the end {lat.memory.now_bytes / MIB:,.0f} MiB"),
+        Row("", f"sequence forecasts, batches of {f.forecasts.batch_size:,}",
+            f.forecasts.windows_per_s, "windows/s", "in-process", "forecasts"),
+    ]  # fmt: skip
+
+
+def table(figures: StreamFigures, goals: Goals, caption: str) -> Table:
+    """The run as a rich table: one row per figure, goals beside the ones checked."""
+    done = checks(figures, goals)
+    out = Table(
+        title="stream benchmark", caption=caption, title_justify="left", caption_justify="left"
+    )
+    out.add_column("row")
+    out.add_column("measures")
+    out.add_column("value", justify="right")
+    for header in ("unit", "goal", "pass", "note"):
+        out.add_column(header)
+    for row in rows(figures):
+        check = done.get(row.check or "")
+        notes = [row.note] if check is None else [check.figure, row.note]
+        out.add_row(
+            row.label,
+            row.measures,
+            f"{row.value:,.{row.decimals}f}",
+            row.unit,
+            "" if check is None else check.goal,
+            "" if check is None else ("yes" if check.passed else "NO"),
+            "; ".join(n for n in notes if n),
+        )
+    return out
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _complete(run: Throughput) -> str:
+    if run.complete:
+        return f"{run.readings:,} readings, {run.all_outputs:,} outputs"
+    return f"INCOMPLETE: {run.outputs:,} outputs for {run.readings:,} readings"
+
+
+def payload(figures: StreamFigures, goals: Goals) -> dict[str, Any]:
+    """JSON-ready figures with their rates (per second), ratios and the goals' verdicts."""
+    done = checks(figures, goals)
+    rated: dict[str, tuple[Any, float]] = {
+        "passthrough": (figures.passthrough, figures.passthrough.messages_per_s),
+        "scoring": (figures.scoring, figures.scoring.messages_per_s),
+        "in_process_batched": (figures.batched, figures.batched.messages_per_s),
+        "per_message": (figures.per_message, figures.per_message.messages_per_s),
+        "forecasts": (figures.forecasts, figures.forecasts.windows_per_s),
+    }
+    return {
+        **{name: {**asdict(run), "per_s": rate} for name, (run, rate) in rated.items()},
+        "latency": asdict(figures.latency),
+        "share_of_ceiling": figures.share_of_ceiling,
+        "over_baseline": figures.over_baseline,
+        "goals": asdict(goals),
+        "checks": {name: asdict(check) for name, check in done.items()},
+        "passed": all(check.passed for check in done.values()),
+    }

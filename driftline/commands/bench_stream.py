@@ -1,0 +1,281 @@
+"""``driftline bench stream`` (also plain ``driftline bench``): the worker's speed goals.
+
+One run, on the local broker it starts (or ``--bootstrap`` / ``KAFKA_BOOTSTRAP_SERVERS``):
+generate readings, train the champions on the history before them, then measure
+
+* (a) the passthrough ceiling and (b) the scoring worker, both real ``driftline worker``
+  processes over the same pre-published readings (``driftline.benchmarks.throughput``);
+* end-to-end latency of the scoring worker at a paced offered load, and its memory
+  (``driftline.benchmarks.latency``);
+* after the broker stopped, in-process: the scoring pipeline per message (c) and in
+  batches, and sequence forecasts per second (``baseline``, ``forecasts``).
+
+Prints a table, optionally writes the figures as JSON, and exits with status 1 when a goal
+is missed. docs/performance.md describes the method and the last run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import click
+from rich.console import Console
+
+from driftline.commands.bench import environment, write_json
+
+if TYPE_CHECKING:  # imported when the benchmark runs (`bench --help` lists it without them)
+    from driftline.benchmarks.cluster import Cluster
+    from driftline.benchmarks.latency import Latency
+    from driftline.benchmarks.report import StreamFigures
+    from driftline.benchmarks.throughput import Throughput
+    from driftline.benchmarks.workload import Readings, Sizes
+    from events.settings import KafkaSettings
+
+PIPELINES: Final = "driftline.benchmarks.pipelines"
+# Rows per in-process batch and per forecast call: the worker's default micro-batch.
+BATCH: Final = 500
+# The batched in-process row scores at most this many readings (a few seconds).
+IN_PROCESS_READINGS: Final = 20_000
+# The table needs ~150 columns: keep it whole when piped (rich assumes 80 there).
+PIPED_WIDTH: Final = 160
+# Readings in state before the paced run: 80 per machine (the anomaly window is 72).
+WARM_READINGS: Final = 10_000
+# A phase that has not committed its readings by (readings / this) seconds is stuck.
+SLOWEST_RATE: Final = 100.0
+MIN_DEADLINE_S: Final = 120.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The options of one run."""
+
+    messages: int
+    seconds: float
+    rate: float
+    sample: int
+    partitions: int
+    sizes: Sizes
+    warm: int = WARM_READINGS
+
+    @property
+    def paced(self) -> int:
+        return math.ceil(self.rate * self.seconds)
+
+    @property
+    def readings(self) -> int:
+        """Readings to generate: the throughput input, or the warm-up plus the paced ones."""
+        return max(self.messages, self.warm + self.paced)
+
+    def deadline_s(self, readings: int) -> float:
+        return max(MIN_DEADLINE_S, readings / SLOWEST_RATE)
+
+
+@click.command("stream")
+@click.option(
+    "--messages",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="Readings pre-published for the throughput rows (a) and (b).",
+)
+@click.option(
+    "--seconds",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(1.0),
+    help="Length of the paced latency run.",
+)
+@click.option(
+    "--rate",
+    default=5_000.0,
+    show_default=True,
+    type=click.FloatRange(1.0),
+    help="Offered load of the latency run (readings/s).",
+)
+@click.option(
+    "--sample",
+    default=2_000,
+    show_default=True,
+    type=click.IntRange(10),
+    help="Readings of the in-process per-message baseline (c).",
+)
+@click.option(
+    "--partitions", default=6, show_default=True, type=click.IntRange(1), help="Per topic."
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Generator and model seed.")
+@click.option(
+    "--bootstrap",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    help="Use this broker instead of starting a local one.",
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+def stream(
+    messages: int,
+    seconds: float,
+    rate: float,
+    sample: int,
+    partitions: int,
+    seed: int,
+    bootstrap: str | None,
+    json_path: Path | None,
+) -> None:
+    """Worker speed against goals: throughput, latency, memory, forecasts.
+
+    Throughput of the scoring worker against a passthrough worker (the ceiling) and a
+    per-message baseline, end-to-end latency and memory at a fixed offered load, and
+    sequence forecasts per second. See docs/performance.md.
+    """
+    from driftline.benchmarks.cluster import BenchError
+    from driftline.benchmarks.latency import primer_size
+    from driftline.benchmarks.report import Goals, payload, table
+    from driftline.benchmarks.workload import Sizes
+
+    plan = Plan(messages, seconds, rate, sample, partitions, Sizes(seed=seed))
+    goals = Goals()
+    where = environment()  # before the run: the load average of other processes
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
+    keep = False
+    try:
+        figures = run(plan, work, bootstrap)
+    except BenchError as exc:
+        keep = True
+        raise click.ClickException(f"{exc}\n(worker logs kept in {work})") from exc
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    caption = (
+        f"{plan.messages:,} readings for (a), (b); {plan.paced:,} offered in "
+        f"{plan.seconds:g} s, the first {primer_size(plan.paced):,} not measured; "
+        f"{plan.partitions} partitions; {where['cpus']} CPUs, load average "
+        f"{where['load_average_1m'] or 0:.1f} at the start; {elapsed:,.0f} s"
+    )
+    out = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+    out.print(table(figures, goals, caption))
+    result = payload(figures, goals)
+    if json_path is not None:
+        options = {"messages": messages, "seconds": seconds, "rate": rate, "sample": sample}
+        settings = {**options, "partitions": partitions, "seed": seed}
+        extra = {"benchmark": "stream", "settings": settings, "environment": where}
+        write_json(json_path, {**extra, "seconds": elapsed, **result})
+        out.print(f"figures written to {json_path}", highlight=False)
+    if not result["passed"]:
+        missed = [name for name, check in result["checks"].items() if not check["passed"]]
+        raise click.ClickException(f"goal missed: {', '.join(missed)}")
+
+
+def run(plan: Plan, work: Path, bootstrap: str | None) -> StreamFigures:
+    """Every phase of one run; logs and the model store live in ``work``."""
+    from driftline.benchmarks.baseline import consumed, measure_in_process
+    from driftline.benchmarks.cluster import Cluster
+    from driftline.benchmarks.forecasts import measure_forecasts
+    from driftline.benchmarks.report import StreamFigures
+    from driftline.benchmarks.workload import encode, generate, train_champions
+
+    console = Console(stderr=True)
+    with console.status("generating readings") as status:
+        history = generate(plan.readings, plan.sizes)
+        readings = encode(history)
+        status.update("training the champions")
+        store = work / "store"
+        train_champions(store, history, plan.sizes)
+        with _broker(work, bootstrap, status.update) as kafka:
+            cluster = Cluster(kafka, plan.partitions)
+            try:
+                on_broker = _on_broker(plan, cluster, readings, store, work, status.update)
+            finally:
+                cluster.close()
+        status.update("(c) per message, in-process")
+        throughput = readings.head(plan.messages)
+        per_message = measure_in_process(store, consumed(throughput, plan.sample, 1), 1)
+        status.update("scoring pipeline in-process, batched")
+        batched_readings = min(IN_PROCESS_READINGS, len(throughput) // 2)
+        batched = measure_in_process(
+            store, consumed(throughput, batched_readings, plan.partitions), BATCH, repeats=3
+        )
+        status.update("sequence forecasts")
+        forecasts = measure_forecasts(history.machines_train, BATCH)
+    passthrough, scoring, latency = on_broker
+    return StreamFigures(passthrough, scoring, batched, per_message, latency, forecasts)
+
+
+@contextlib.contextmanager
+def _broker(
+    work: Path, bootstrap: str | None, say: Callable[[str], None]
+) -> Iterator[KafkaSettings]:
+    """The given broker, else a local one for the run (stopped on the way out)."""
+    from broker import LocalBroker
+    from events.settings import kafka_settings
+
+    if bootstrap:
+        yield kafka_settings(bootstrap)
+        return
+
+    say("starting a local Kafka broker")
+    # The JVM's defaults (C2 compiler, its default collector): tuned for throughput, not
+    # for start-up time as the tests' broker is.
+    with LocalBroker(work / "kafka", jvm_options=()) as broker:
+        yield kafka_settings(broker.bootstrap_servers)
+
+
+def _on_broker(
+    plan: Plan,
+    cluster: Cluster,
+    readings: Readings,
+    store: Path,
+    work: Path,
+    say: Callable[[str], None],
+) -> tuple[Throughput, Throughput, Latency]:
+    """(a), (b) and the latency run, each worker on its own topics and group."""
+    from driftline.benchmarks.cluster import PhaseTopics, run_prefix
+    from driftline.benchmarks.latency import measure_latency
+    from driftline.benchmarks.throughput import measure_throughput
+    from driftline.benchmarks.workers import WorkerSpec
+    from driftline.benchmarks.workload import CHAMPIONS
+
+    prefix = run_prefix()
+    ceiling = PhaseTopics.named(prefix, "input", "passthrough")
+    scoring = PhaseTopics.named(prefix, "input", "scoring")
+    paced = PhaseTopics.named(prefix, "paced", "latency")
+    updates = f"{prefix}.model.updates"
+    outputs = [*ceiling.outputs, *scoring.outputs, *paced.outputs]
+    cluster.create([*ceiling.inputs, *paced.inputs, *outputs, updates])
+    throughput = readings.head(plan.messages)
+    say(f"pre-publishing {len(throughput):,} readings")
+    cluster.publish(ceiling.sensor, throughput.sensor)
+    cluster.publish(ceiling.demand, throughput.demand)
+
+    def spec(name: str, phase: PhaseTopics, preload: tuple[str, ...] = ()) -> WorkerSpec:
+        pipeline = f"{PIPELINES}:{'passthrough' if name == 'passthrough' else 'scoring'}"
+        return WorkerSpec(name, pipeline, phase, f"{prefix}-{name}", store, updates, preload)
+
+    deadline = plan.deadline_s(len(throughput))
+    say("(a) passthrough worker")
+    ceiling_run = measure_throughput(
+        cluster, spec("passthrough", ceiling), len(throughput), work / "a.log", deadline
+    )
+    say("(b) scoring worker")
+    scoring_run = measure_throughput(
+        cluster, spec("scoring", scoring, CHAMPIONS), len(throughput), work / "b.log", deadline
+    )
+    say(f"latency at {plan.rate:,.0f} readings/s for {plan.seconds:g} s")
+    latency = measure_latency(
+        cluster,
+        spec("latency", paced, CHAMPIONS),
+        readings.head(plan.warm),
+        readings.part(plan.warm, plan.paced),
+        plan.rate,
+        work / "latency.log",
+        plan.deadline_s(plan.paced),
+    )
+    return ceiling_run, scoring_run, latency

@@ -1,0 +1,234 @@
+"""``driftline bench stream``: its parts on tiny numbers (figures are printed, never asserted).
+
+Unit tests cover the generated workload, the passthrough pipeline, the span and latency
+arithmetic, the report and the command's wiring (with the phases replaced by fixed
+figures). One integration test runs a throughput phase and a latency phase on the real
+broker with tiny models, which is every piece that talks to Kafka or to a worker process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from driftline.benchmarks import pipelines
+from driftline.benchmarks.baseline import InProcess, consumed, measure_in_process
+from driftline.benchmarks.cluster import Cluster, PhaseTopics, run_prefix
+from driftline.benchmarks.forecasts import Forecasts
+from driftline.benchmarks.latency import Latency, interleave, measure_latency, primer_size
+from driftline.benchmarks.report import Goals, StreamFigures, checks, payload, rows
+from driftline.benchmarks.throughput import Throughput, measure_throughput, steady_span
+from driftline.benchmarks.workers import Memory, WorkerSpec, process_memory
+from driftline.benchmarks.workload import (
+    CHAMPIONS,
+    History,
+    Readings,
+    Sizes,
+    encode,
+    generate,
+    train_champions,
+)
+from driftline.commands.bench import bench
+from events import derive_id
+from events.settings import KafkaSettings
+from worker.replay import Record
+
+TINY = Sizes(
+    machines=4,
+    products=3,
+    train_machines=4,
+    train_hours=150,
+    train_days=90,
+    params={
+        "anomaly": {"n_estimators": 10},
+        "maintenance": {"n_estimators": 5},
+        "demand": {"iterations": 20, "thread_count": 1},
+    },
+)
+READINGS = 300
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def history() -> History:
+    return generate(READINGS, TINY)
+
+
+@pytest.fixture(scope="module")
+def readings(history: History) -> Readings:
+    return encode(history)
+
+
+@pytest.fixture(scope="module")
+def store(history: History, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bench") / "store"
+    train_champions(root, history, TINY)
+    return root
+
+
+# --- workload and in-process parts ----------------------------------------------------
+
+
+def test_the_workload_streams_after_the_training_history(
+    history: History, readings: Readings
+) -> None:
+    assert len(readings) >= READINGS
+    assert history.machines["ts"].min() > history.machines_train["ts"].max()
+    assert history.products["ts"].min() > history.products_train["ts"].max()
+    assert "is_anomaly" not in history.machines.columns  # producers send no labels
+    assert history.machines["ts"].is_monotonic_increasing  # time order across entities
+    head = readings.head(100)
+    assert len(head) == 100 and 15 <= len(head.demand) <= 25  # about a fifth is demand
+    later = readings.part(100, 50)
+    assert later.sensor[0] == readings.sensor[len(head.sensor)]
+
+
+def test_passthrough_emits_one_id_per_reading_and_dead_letters_the_rest(
+    readings: Readings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phase = PhaseTopics.named("t", "in", "out")
+    for name, value in phase.to_env().items():
+        monkeypatch.setenv(name, value)
+    pipeline = pipelines.passthrough(None, None)  # type: ignore[arg-type]
+    key, value = readings.sensor[0]
+    records = [
+        Record(phase.sensor, 0, 7, key, value),
+        Record(phase.sensor, 0, 8, key, b"not json"),
+        Record("elsewhere", 0, 9, key, value),
+    ]
+    result = pipeline.process(records)
+    outputs = [r for r in result.records if r.kind == "prediction"]
+    assert [(r.topic, r.value) for r in outputs] == [
+        (phase.predictions, derive_id(phase.sensor, 0, 7, pipelines.PASSTHROUGH).encode())
+    ]
+    assert sum(r.kind == "dlq" for r in result.records) == 2
+
+
+def test_per_message_and_batched_runs_time_every_reading_but_the_primers(
+    readings: Readings, store: Path
+) -> None:
+    data = consumed(readings, sample=40, partitions=3)
+    assert len(data.sample) == 40 and len(data.history) == len(readings) - 40
+    single = measure_in_process(store, data, batch_size=1)
+    batched = measure_in_process(store, data, batch_size=16)
+    assert single.messages == batched.messages == 38  # one primer per stream
+    assert single.messages_per_s > 0 and batched.seconds > 0
+
+
+def test_steady_span_leaves_out_the_start() -> None:
+    stamps = [1_000, 1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 9_000]
+    assert steady_span(stamps, 0.2) == (8, 7.0)
+    assert steady_span([], 0.1)[0] == 0
+
+
+def test_interleave_spreads_both_streams_over_the_run(readings: Readings) -> None:
+    phase = PhaseTopics.named("t", "in", "out")
+    order = [topic for topic, _, _ in interleave(readings.head(50), phase)]
+    demand_at = [i for i, topic in enumerate(order) if topic == phase.demand]
+    assert len(order) == 50 and demand_at[0] < 10 and demand_at[-1] > 40
+
+
+def test_the_doctests_of_the_benchmark_modules() -> None:
+    import doctest
+
+    from driftline.benchmarks import latency, throughput
+
+    for module in (latency, throughput):
+        assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_process_memory_reads_proc() -> None:
+    memory = process_memory(os.getpid())
+    assert memory.peak_bytes >= memory.now_bytes > MIB
+
+
+# --- report and command -------------------------------------------------------------
+
+
+def figures(scoring_per_s: float = 30_000.0, p99_ms: float = 50.0) -> StreamFigures:
+    memory = Memory(300 * MIB, 250 * MIB)
+    return StreamFigures(
+        passthrough=Throughput("passthrough", 1000, 1000, 1000, 900, 900 / 50_000, memory),
+        scoring=Throughput("scoring", 1000, 1000, 1100, 900, 900 / scoring_per_s, memory),
+        batched=InProcess(500, 500, 500 / 40_000),
+        per_message=InProcess(100, 1, 100 / 200),
+        latency=Latency(5000.0, 4990.0, 5000, 5000, 20.0, p99_ms, 80.0, memory, [p99_ms]),
+        forecasts=Forecasts(1000, 500, 0.1, 1.0),
+    )
+
+
+def test_goals_are_checked_against_the_ceiling_and_the_baseline() -> None:
+    passed = checks(figures(), Goals())
+    assert all(check.passed for check in passed.values())
+    missed = checks(figures(scoring_per_s=20_000.0, p99_ms=150.0), Goals())
+    assert not missed["b"].passed and missed["c"].passed  # 40% of (a), still 100x (c)
+    assert not missed["p99"].passed and missed["forecasts"].passed
+    assert [row.label for row in rows(figures())][:4] == ["(a)", "(b)", "", "(c)"]
+    json.dumps(payload(figures(), Goals()))  # JSON-ready
+
+
+def test_bench_alone_runs_the_stream_benchmark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import driftline.commands.bench_stream as command
+
+    def run(plan: Any, work: Path, bootstrap: str | None) -> StreamFigures:
+        assert plan.messages == 100_000 and plan.paced == 100_000 and work.is_dir()
+        return figures()
+
+    monkeypatch.setattr(command, "run", run)
+    target = tmp_path / "stream.json"
+    result = CliRunner().invoke(bench, ["--help"])
+    assert "stream" in result.output
+    result = CliRunner().invoke(bench, [], catch_exceptions=False)
+    assert result.exit_code == 0 and "scoring worker" in result.output
+    result = CliRunner().invoke(bench, ["stream", "--json", str(target)])
+    assert result.exit_code == 0
+    written = json.loads(target.read_text())
+    assert written["passed"] is True and written["settings"]["rate"] == 5000.0
+    monkeypatch.setattr(command, "run", lambda *args: figures(p99_ms=500.0))
+    result = CliRunner().invoke(bench, ["stream"])
+    assert result.exit_code == 1 and "goal missed: p99" in result.output
+
+
+# --- on the broker --------------------------------------------------------------------
+
+
+def test_throughput_and_latency_phases_on_the_broker(
+    kafka_settings: KafkaSettings, readings: Readings, store: Path, tmp_path: Path
+) -> None:
+    cluster = Cluster(kafka_settings, partitions=2)
+    prefix = run_prefix()
+    ceiling = PhaseTopics.named(prefix, "input", "passthrough")
+    paced = PhaseTopics.named(prefix, "paced", "latency")
+    updates = f"{prefix}.model.updates"
+    try:
+        cluster.create([*ceiling.inputs, *ceiling.outputs, *paced.inputs, *paced.outputs, updates])
+        inputs = readings.head(120)
+        cluster.publish(ceiling.sensor, inputs.sensor)
+        cluster.publish(ceiling.demand, inputs.demand)
+        spec = WorkerSpec(
+            "passthrough", f"{pipelines.__name__}:passthrough", ceiling, f"{prefix}-a", store,
+            updates,
+        )  # fmt: skip
+        run = measure_throughput(cluster, spec, len(inputs), tmp_path / "a.log", 120.0)
+        assert run.complete and run.outputs == run.all_outputs == 120
+        assert run.memory.peak_bytes > MIB
+
+        spec = WorkerSpec(
+            "latency", f"{pipelines.__name__}:scoring", paced, f"{prefix}-l", store, updates,
+            CHAMPIONS,
+        )  # fmt: skip
+        history, offered = readings.head(100), readings.part(100, 60)
+        latency = measure_latency(cluster, spec, history, offered, 200.0, tmp_path / "l.log", 120.0)
+        measured = 60 - primer_size(60)  # neither the history nor the primer counts
+        assert latency.readings == latency.matched == measured
+        assert 0 <= latency.p50_ms <= latency.p99_ms <= latency.max_ms
+        assert latency.p99_by_second and max(latency.p99_by_second) <= latency.max_ms
+    finally:
+        cluster.close()

@@ -1,7 +1,7 @@
 """Outputs and offsets of a micro-batch, in one place.
 
 The runtime hands every batch to a :class:`Checkpoint`: ``begin``, ``produce`` the outputs,
-``commit`` the batch. Two implementations, chosen by ``WorkerSettings.guarantee``:
+``commit`` the batch. Two implementations, chosen by ``WorkerSettings.processing_guarantee``:
 
 * :class:`AtLeastOnce` - the consumer runs with ``enable.auto.offset.store=false``. ``commit``
   flushes the producer and checks the delivery reports; only when every output of the batch

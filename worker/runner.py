@@ -146,7 +146,7 @@ class Runner:
             self.settings.instance_id,
             ", ".join(self.settings.input_topics),
             self.settings.group_id,
-            self.settings.guarantee,
+            self.settings.processing_guarantee,
         )
 
     def step(self) -> int:
@@ -284,7 +284,7 @@ def build_runner(
     outputs = Outputs(producer, deliveries, settings.delivery_timeout_ms / 1000 + FLUSH_MARGIN_S)
     checkpoint: Checkpoint = (
         ExactlyOnce(producer, outputs, settings.transaction_timeout_ms / 1000)
-        if settings.guarantee == "exactly_once"
+        if settings.processing_guarantee == "exactly_once"
         else AtLeastOnce(outputs)
     )
     stop = stop_event or threading.Event()

@@ -83,7 +83,7 @@ class WorkerSettings(BaseSettings):
     )
 
     # Delivery guarantee.
-    guarantee: Guarantee = Field(
+    processing_guarantee: Guarantee = Field(
         "at_least_once",
         description="at_least_once: offsets stored after every output of a batch is "
         "acknowledged; exactly_once: outputs and offsets committed in one transaction.",
@@ -232,7 +232,7 @@ class WorkerSettings(BaseSettings):
 
     def consumer_config(self, kafka: KafkaSettings) -> dict[str, Any]:
         """The group consumer of the input topics."""
-        exactly_once = self.guarantee == "exactly_once"
+        exactly_once = self.processing_guarantee == "exactly_once"
         return {
             **kafka.client_config(),
             "client.id": f"{kafka.client_id}-worker-{self.instance_id}",
@@ -270,7 +270,7 @@ class WorkerSettings(BaseSettings):
             # acknowledged or failed, and failures are reported to the callback.
             "delivery.report.only.error": True,
         }
-        if self.guarantee == "exactly_once":
+        if self.processing_guarantee == "exactly_once":
             config["transactional.id"] = self.transactional_id
             config["transaction.timeout.ms"] = self.transaction_timeout_ms
             # librdkafka refuses a delivery timeout longer than the transaction's.

@@ -47,7 +47,7 @@ CHILD_GRACE_MARGIN_S: Final = 5.0
 @click.option(
     "--guarantee",
     type=click.Choice(["at_least_once", "exactly_once"]),
-    help="Delivery guarantee [WORKER_GUARANTEE, at_least_once].",
+    help="Delivery guarantee [WORKER_PROCESSING_GUARANTEE, at_least_once].",
 )
 def worker(processes: int, bootstrap: str | None, group: str | None, guarantee: str | None) -> None:
     """Score readings from Kafka with cached models and publish the outputs."""
@@ -56,7 +56,7 @@ def worker(processes: int, bootstrap: str | None, group: str | None, guarantee: 
     overrides = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "WORKER_GROUP_ID": group,
-        "WORKER_GUARANTEE": guarantee,
+        "WORKER_PROCESSING_GUARANTEE": guarantee,
     }
     os.environ.update({name: value for name, value in overrides.items() if value})
     from worker.settings import WorkerSettings

@@ -52,7 +52,7 @@ SECURITY_KEYS = (
 def builders() -> dict[str, dict[str, Any]]:
     worker = WorkerSettings(input_topics=["readings.sensor"], instance_id="w-0")
     exactly_once = WorkerSettings(
-        input_topics=["readings.sensor"], instance_id="w-1", guarantee="exactly_once"
+        input_topics=["readings.sensor"], instance_id="w-1", processing_guarantee="exactly_once"
     )
     monitor, trainer = MonitorSettings(), TrainerSettings()
     return {

@@ -217,7 +217,7 @@ def make_runner(
 
 def test_settings_read_the_worker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKER_INPUT_TOPICS", '["a", "b"]')
-    monkeypatch.setenv("WORKER_GUARANTEE", "exactly_once")
+    monkeypatch.setenv("WORKER_PROCESSING_GUARANTEE", "exactly_once")
     monkeypatch.setenv("WORKER_BATCH_MAX_RECORDS", "64")
     monkeypatch.setenv("WORKER_INSTANCE_ID", "host-3")
     settings = WorkerSettings()
@@ -229,7 +229,7 @@ def test_settings_read_the_worker_environment(monkeypatch: pytest.MonkeyPatch) -
 
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="guarantee"):
-        WorkerSettings.model_validate({"guarantee": "at_most_once"})
+        WorkerSettings.model_validate({"processing_guarantee": "at_most_once"})
     with pytest.raises(ValueError, match="batch_max_records"):
         WorkerSettings.model_validate({"batch_max_records": 0})
 
@@ -256,7 +256,7 @@ def test_at_least_once_client_configs() -> None:
 def test_exactly_once_client_configs() -> None:
     from events.settings import KafkaSettings
 
-    settings = WorkerSettings(instance_id="w-1", guarantee="exactly_once")
+    settings = WorkerSettings(instance_id="w-1", processing_guarantee="exactly_once")
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")
     assert settings.consumer_config(kafka)["enable.auto.commit"] is False
     assert settings.producer_config(kafka)["transactional.id"] == "driftline-worker-w-1"

@@ -58,6 +58,24 @@ class KafkaSettings(BaseSettings):
             config["ssl.key.password"] = self.ssl_key_password.get_secret_value()
         return config
 
+    def reader_config(self, client_id: str, group_id: str) -> dict[str, Any]:
+        """A consumer outside any consumer group: assign() only, never commits.
+
+        Used to read a topic back (warm-up, recovery, replays, broadcasts). librdkafka wants
+        a ``group.id`` even for assign(); nothing is ever committed to it. A start offset
+        that retention already deleted reads from the oldest record.
+        """
+        return {
+            **self.client_config(),
+            "client.id": client_id,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+
     def producer_config(self, **overrides: Any) -> dict[str, Any]:
         """Producer properties: idempotent, acks=all, Java-compatible key partitioning.
 

@@ -261,14 +261,7 @@ class MonitorSettings(BaseSettings):
 
     def reader_config(self, kafka: KafkaSettings, role: str) -> dict[str, Any]:
         """A consumer outside the group that replays a topic with assign() only."""
-        return {
-            **kafka.client_config(),
-            "client.id": f"{kafka.client_id}-monitor-{self.instance_id}-{role}",
-            # librdkafka wants a group.id even for assign(); nothing is committed to it.
-            "group.id": f"{self.group_id}.{role}.{self.instance_id}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
+        return kafka.reader_config(
+            f"{kafka.client_id}-monitor-{self.instance_id}-{role}",
+            f"{self.group_id}.{role}.{self.instance_id}",
+        )

@@ -287,13 +287,4 @@ class TrainerSettings(BaseSettings):
 
     def reader_config(self, kafka: KafkaSettings) -> dict[str, Any]:
         """A consumer outside the group for replays: assign() only, never commits."""
-        return {
-            **kafka.client_config(),
-            "client.id": f"{kafka.client_id}-trainer-replay",
-            # librdkafka wants a group.id even for assign(); nothing is committed to it.
-            "group.id": f"{self.group_id}.replay",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
+        return kafka.reader_config(f"{kafka.client_id}-trainer-replay", f"{self.group_id}.replay")

@@ -281,15 +281,7 @@ class WorkerSettings(BaseSettings):
 
     def reader_config(self, kafka: KafkaSettings, role: str) -> dict[str, Any]:
         """A consumer outside the group (warm-up read-back, model updates): assign() only."""
-        return {
-            **kafka.client_config(),
-            "client.id": f"{kafka.client_id}-worker-{self.instance_id}-{role}",
-            # librdkafka wants a group.id even for assign(); nothing is ever committed to it.
-            "group.id": f"{self.group_id}.{role}.{self.instance_id}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            # A window start that retention already deleted reads from the oldest record.
-            "auto.offset.reset": "earliest",
-        }
+        return kafka.reader_config(
+            f"{kafka.client_id}-worker-{self.instance_id}-{role}",
+            f"{self.group_id}.{role}.{self.instance_id}",
+        )

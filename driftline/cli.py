@@ -37,7 +37,7 @@ HELP: dict[str, str] = {
     "train": "Train a model family on a CSV and register the version.",
     "score": "Batch-score a CSV with the champion model (backfill).",
     "models": "List, inspect, promote, roll back, delete, export and import models.",
-    "bench": "Benchmarks that print figures (codec, models, stream).",
+    "bench": "Benchmarks that print figures (stream by default; codec, models, loop).",
     "worker": "Run the stream worker: score readings, publish outputs (--processes N).",
     "demo": "Run the end-to-end demo on a local broker.",
     "config": "List every setting: environment variable, default, meaning.",

@@ -34,12 +34,12 @@ def from_demand(reading: DemandReading, ts_us: int, metric: str) -> Observation:
     return Observation(reading.product_id, metric, ts_us, reading.quantity)
 
 
-def from_sensor(reading: SensorReading, ts_us: int, metrics: set[str]) -> list[Observation]:
-    """Observations of the non-null values of ``metrics`` (the ones someone predicts)."""
+def from_sensor(reading: SensorReading, ts_us: int) -> list[Observation]:
+    """Observations of the reading's non-null values, one per metric."""
     return [
         Observation(reading.entity_id, metric, ts_us, value)
         for metric, value in reading.values.items()
-        if value is not None and metric in metrics
+        if value is not None
     ]
 
 

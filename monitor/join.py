@@ -100,7 +100,6 @@ class Joiner:
         self._actuals = ActualBuffer()
         self._ledger = OffsetLedger()
         self._watermarks: dict[str, int] = {}
-        self._tracked: dict[str, set[str]] = {}
         self._resolved: OrderedDict[str, None] = OrderedDict()
         self._out = JoinOutput()
 
@@ -120,10 +119,6 @@ class Joiner:
             return prediction.metric or self.policy.risk_metric
         return prediction.metric
 
-    def tracked(self, entity_id: str) -> set[str]:
-        """Metrics of ``entity_id`` that some prediction forecast (readings to keep)."""
-        return self._tracked.get(entity_id, set())
-
     def remember(self, prediction_ids: Iterable[str]) -> None:
         """Mark predictions as already resolved (their pairs were read back at start)."""
         for prediction_id in prediction_ids:
@@ -140,7 +135,6 @@ class Joiner:
             self._out.duplicates += 1
             return
         entity = prediction.entity_id
-        self._tracked.setdefault(entity, set()).add(metric)
         target_us = micros(prediction.target_ts)
         held = self._actuals.get(entity, (metric, target_us))
         if held is not None:

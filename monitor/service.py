@@ -167,8 +167,6 @@ class MonitorService:
             return None
         tp = (topic, partition)
         self._next[tp] = offset + 1
-        if topic == self.settings.sensor_topic and not self._wanted(message):
-            return topic  # nobody forecasts this entity: no need to decode it
         try:
             record = self._codecs[topic].decode(message.value())
         except ContractError as exc:
@@ -191,26 +189,14 @@ class MonitorService:
         elif isinstance(record, Actual):
             joiner.add_actual(from_actual(record, micros(record.ts)), tp, offset)
         elif isinstance(record, DemandReading):
-            # Buffered whether or not a forecast of the product was seen yet: a worker
-            # catching up on a burst of readings forecasts them after the monitor read their
-            # actuals. (Sensor readings carry many metrics, most of them never forecast: only
-            # the tracked ones are kept.)
+            # Readings are buffered whether or not a forecast of the entity was seen yet: a
+            # worker catching up on a burst forecasts readings after the monitor read their
+            # actuals. The buffer is bounded in event time and by the actual caps.
             metric = self.settings.demand_metric
             joiner.add_actual(from_demand(record, micros(record.ts), metric), tp, offset)
         elif isinstance(record, SensorReading):
-            tracked = joiner.tracked(record.entity_id)
-            for observation in from_sensor(record, micros(record.ts), tracked):
+            for observation in from_sensor(record, micros(record.ts)):
                 joiner.add_actual(observation, tp, offset)
-
-    def _wanted(self, message: Message) -> bool:
-        """False when the reading's key names an entity without forecasts."""
-        key = message.key()
-        if not key:
-            return True  # no key to go by: decode it and use its entity id
-        try:
-            return bool(self.joiner.tracked(key.decode()))
-        except UnicodeDecodeError:
-            return True
 
     def _report_refused(self) -> None:
         for (topic, reason), count in self._refused.items():

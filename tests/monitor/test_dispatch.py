@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from events import DemandReading
+from events import DemandReading, SensorReading
 from events.settings import KafkaSettings
 from monitor.service import MonitorService
 from monitor.settings import MonitorSettings
@@ -28,6 +28,22 @@ def test_a_demand_actual_read_before_any_forecast_of_its_product_still_pairs(
     monitor._dispatch(forecast, ("predictions", 0), 0)
     [pair] = monitor.joiner.take().pairs
     assert (pair.entity_id, pair.actual, pair.error) == ("sku-1", 12.0, -2.0)
+
+
+def test_a_sensor_reading_read_before_the_forecast_of_its_metric_still_pairs(
+    tmp_path: Path, build: SimpleNamespace
+) -> None:
+    monitor = service(tmp_path)
+    target = build.at(60)
+    reading = SensorReading(
+        entity_id="m-1", kind="machine", ts=target, values={"temperature": 21.5, "power": None}
+    )
+    monitor._dispatch(reading, ("readings.sensor", 0), 0)
+    forecast = build.prediction(60, entity="m-1", metric="temperature", value=20.0)
+    monitor._dispatch(forecast, ("predictions", 0), 0)
+    [pair] = monitor.joiner.take().pairs
+    assert (pair.entity_id, pair.metric, pair.actual) == ("m-1", "temperature", 21.5)
+    assert monitor.joiner.buffered == 1  # temperature kept for later forecasts, null power not
 
 
 def test_predictions_on_the_shadow_topic_mark_their_version_as_a_challenger(

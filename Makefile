@@ -44,13 +44,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The monitor's Kafka service tests run in a pytest process of their own: after the rest of
-# the suite they time out waiting for an expiry (order-dependent; open bug), alone they pass.
-ISOLATED := tests/monitor/test_service_kafka.py
-
 test: lint typecheck kafka-jars prometheus-tools
-	$(BIN)/pytest $(PYTEST_ARGS) --ignore=$(ISOLATED)
-	$(BIN)/pytest $(PYTEST_ARGS) $(ISOLATED)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not integration and not fault' $(PYTEST_ARGS)

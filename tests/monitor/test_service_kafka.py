@@ -37,11 +37,13 @@ def baselines(model: str, key: str | None, version: int) -> float | None:
 @pytest.fixture
 def monitor_settings(unique_topic: Callable[..., str], tmp_path: Path) -> MonitorSettings:
     """Settings on topics of this test only, with small windows."""
-    names = ("predictions", "actuals", "sensor", "demand", "pairs")
+    names = ("predictions", "shadow", "actuals", "sensor", "demand", "pairs")
     entity = {name: unique_topic(name, partitions=PARTITIONS) for name in names}
     model = {name: unique_topic(name) for name in ("health", "requests", "alerts")}
     return MonitorSettings(
         predictions_topic=entity["predictions"],
+        # never the shared default: other tests write to predictions.shadow
+        shadow_topic=entity["shadow"],
         actuals_topic=entity["actuals"],
         sensor_topic=entity["sensor"],
         demand_topic=entity["demand"],

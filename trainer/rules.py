@@ -130,13 +130,21 @@ def _stale_evidence(f: Facts) -> Decision | None:
     return Decision("none", "stale_evidence", text)
 
 
-def _critical_drift(f: Facts) -> Decision | None:
-    if f.degradation is not None and f.degradation >= f.limits.critical_degradation:
-        text = f"degradation {f.degradation:.1%} >= {f.limits.critical_degradation:.1%}"
-        return Decision("full_retrain", "critical_drift", f"critical drift: {text}")
-    if f.status == "critical":
-        return Decision("full_retrain", "critical_drift", "critical drift: health status critical")
+def _drift_rule(
+    f: Facts, threshold: float, status: str, action: Action, level: str
+) -> Decision | None:
+    """Degradation at or above ``threshold``, or the monitor's ``status``, asks ``action``."""
+    reason = f"{level}_drift"
+    if f.degradation is not None and f.degradation >= threshold:
+        text = f"degradation {f.degradation:.1%} >= {threshold:.1%}"
+        return Decision(action, reason, f"{level} drift: {text}")
+    if f.status == status:
+        return Decision(action, reason, f"{level} drift: health status {status}")
     return None
+
+
+def _critical_drift(f: Facts) -> Decision | None:
+    return _drift_rule(f, f.limits.critical_degradation, "critical", "full_retrain", "critical")
 
 
 def _requested_full(f: Facts) -> Decision | None:
@@ -161,12 +169,7 @@ def _fine_tune_count(f: Facts) -> Decision | None:
 
 
 def _moderate_drift(f: Facts) -> Decision | None:
-    if f.degradation is not None and f.degradation >= f.limits.moderate_degradation:
-        text = f"degradation {f.degradation:.1%} >= {f.limits.moderate_degradation:.1%}"
-        return Decision("fine_tune", "moderate_drift", f"moderate drift: {text}")
-    if f.status == "warning":
-        return Decision("fine_tune", "moderate_drift", "moderate drift: health status warning")
-    return None
+    return _drift_rule(f, f.limits.moderate_degradation, "warning", "fine_tune", "moderate")
 
 
 def _requested_fine_tune(f: Facts) -> Decision | None:

@@ -2,7 +2,7 @@
 
 One thread does everything that touches the group consumer and the scoring pipeline:
 
-    consume(num_messages=batch_max_records, timeout=batch_max_wait_s)   # micro-batch
+    consume(batch_max_records, timeout=0), else wait batch_max_wait_s  # micro-batch
     -> pipeline.process(batch)                                          # decode, score
     -> checkpoint.produce(outputs); checkpoint.commit(batch)            # worker.offsets
 
@@ -151,9 +151,7 @@ class Runner:
 
     def step(self) -> int:
         """Consume, score and commit one micro-batch; returns the records it processed."""
-        messages = self.consumer.consume(
-            num_messages=self.settings.batch_max_records, timeout=self.settings.batch_max_wait_s
-        )
+        messages = self._consume()
         self.health.polled()
         self._watch_updates()
         batch = self._valid(messages)
@@ -174,6 +172,20 @@ class Runner:
         metrics.record_result(result)
         self._observe(batch, acknowledged_ms)
         return len(batch)
+
+    def _consume(self) -> list[Any]:
+        """The records queued now; only when there are none, wait for a batch to fill.
+
+        A busy worker never waits: what arrived while it scored the last batch is the next
+        batch, so batches grow with the load (up to ``batch_max_records``) and a reading
+        waits for one batch ahead of it, not for a timer. An idle worker waits up to
+        ``batch_max_wait_s`` for the next readings to gather.
+        """
+        limit = self.settings.batch_max_records
+        queued = self.consumer.consume(num_messages=limit, timeout=0)
+        if queued:
+            return queued
+        return self.consumer.consume(num_messages=limit, timeout=self.settings.batch_max_wait_s)
 
     def close(self) -> None:
         """Commit what is acknowledged, leave the group, stop the helpers (best effort)."""

@@ -72,14 +72,15 @@ class WorkerSettings(BaseSettings):
     batch_max_records: int = Field(
         500, ge=1, le=100_000, description="Most records handed to the pipeline at once."
     )
-    # 20 ms: a reading may wait this long before it is scored, a fifth of a 100 ms latency
-    # budget; under load batches fill to batch_max_records long before it expires.
+    # Only an idle worker waits (worker.runner): a busy one scores what arrived while it
+    # scored the last batch. 20 ms gathers a few readings per batch at low rates while
+    # spending a fifth of a 100 ms latency budget at most.
     batch_max_wait_s: float = Field(
         0.02,
         gt=0,
         le=10,
-        description="Longest wait (s) for a batch to fill before scoring it (every reading may "
-        "wait this long).",
+        description="Longest an idle worker waits (s) for readings to gather into a batch; "
+        "a busy worker scores what is queued without waiting.",
     )
 
     # Delivery guarantee.

@@ -5,13 +5,15 @@ its input topics with the group's offsets committed after them, so on assignment
 them back into state (every window full, as after a restart) and scores nothing. Once it
 is ready (partitions assigned and warmed, models loaded), one producer publishes readings
 at ``rate`` per second: every millisecond it sends the readings due by then (sensor and
-demand interleaved in their proportions). The first :data:`PRIMER_READINGS` are scored
-before the clock starts, by the same producer: they pay the clients' one-off producer id
-and topic metadata requests (which would otherwise hold the first readings back and send
-them as one burst). When the
-group has committed every reading, the measured readings and the predictions are read back
-and joined on the prediction id, which the worker derives from the reading's topic,
-partition and offset (``events.ids``). A reading's latency is its prediction's broker
+demand interleaved in their proportions). A warm-up at the same rate comes first and is
+not measured: the clients pay their one-off producer id and topic metadata requests in it
+(which would otherwise hold the first readings back and send them as one burst), and the
+broker's JVM compiles the code paths of the paced traffic. A freshly started broker spends
+more than a core on that compilation for its first ten or so seconds of such traffic,
+which on a small machine takes the CPU from the worker; a broker in service has long done
+it. When the group has committed every reading, the measured readings and the predictions
+are read back and joined on the prediction id, which the worker derives from the reading's
+topic, partition and offset (``events.ids``). A reading's latency is its prediction's broker
 append time minus its own: from the moment it could be consumed to the moment its output
 could be.
 """
@@ -43,10 +45,6 @@ TICK_S: Final = 0.001
 # producers sends. Latency counts from the broker's append, so the linger is not in it.
 LINGER_MS: Final = 5
 PERCENTILES: Final = (50.0, 99.0)
-# Readings offered (and scored) before the measured ones: the worker's and the producer's
-# first records to each topic wait for its metadata and connections, once per process.
-# Half a second at 5,000/s also brings the first alerts, so every output topic is known.
-PRIMER_READINGS: Final = 2_500
 
 Offsets = Mapping[tuple[str, int], int]
 
@@ -147,28 +145,22 @@ def p99_per_second(found: FloatArray) -> list[float]:
     ]
 
 
-def primer_size(readings: int) -> int:
-    """Readings offered before the measured ones (at most a tenth of a short run)."""
-    return min(PRIMER_READINGS, readings // 10)
-
-
 def measure_latency(
     cluster: Cluster,
     spec: WorkerSpec,
     history: Readings,
-    readings: Readings,
+    primer: Readings,
+    paced: Readings,
     rate: float,
     log: Path,
     deadline_s: float,
 ) -> Latency:
-    """Warm ``spec``'s worker on ``history``, offer ``readings`` at ``rate`` per second,
-    join the outputs."""
+    """Warm ``spec``'s worker on ``history``, offer ``primer`` then ``paced`` at ``rate``
+    per second, join the outputs of ``paced``."""
     phase = spec.phase
     cluster.publish(phase.sensor, history.sensor)
     cluster.publish(phase.demand, history.demand)
     cluster.commit(spec.group, cluster.end_offsets(phase.inputs))
-    primed = primer_size(len(readings))
-    primer, paced = readings.head(primed), readings.part(primed, len(readings) - primed)
     # One producer for both: its own first records wait for its id and the topics' metadata.
     producer = cluster.producer(linger_ms=LINGER_MS)
     with WorkerProcess(spec, cluster.kafka, log) as worker:

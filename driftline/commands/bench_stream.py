@@ -49,6 +49,9 @@ IN_PROCESS_READINGS: Final = 20_000
 PIPED_WIDTH: Final = 160
 # Readings in state before the paced run: 80 per machine (the anomaly window is 72).
 WARM_READINGS: Final = 10_000
+# The latency run's unmeasured warm-up at the offered rate: clients fetch their metadata
+# and ids, and a fresh broker JVM compiles the paths of small paced requests (~10 s).
+WARMUP_S: Final = 15.0
 # A phase that has not committed its readings by (readings / this) seconds is stuck.
 SLOWEST_RATE: Final = 100.0
 MIN_DEADLINE_S: Final = 120.0
@@ -64,7 +67,13 @@ class Plan:
     sample: int
     partitions: int
     sizes: Sizes
+    warmup_s: float = WARMUP_S
     warm: int = WARM_READINGS
+
+    @property
+    def primer(self) -> int:
+        """Readings offered in the latency run's warm-up, before the measured ones."""
+        return math.ceil(self.rate * self.warmup_s)
 
     @property
     def paced(self) -> int:
@@ -72,8 +81,9 @@ class Plan:
 
     @property
     def readings(self) -> int:
-        """Readings to generate: the throughput input, or the warm-up plus the paced ones."""
-        return max(self.messages, self.warm + self.paced)
+        """Readings to generate: the throughput input, or what the latency run offers after
+        the history in state."""
+        return max(self.messages, self.warm + self.primer + self.paced)
 
     def deadline_s(self, readings: int) -> float:
         return max(MIN_DEADLINE_S, readings / SLOWEST_RATE)
@@ -93,6 +103,14 @@ class Plan:
     show_default=True,
     type=click.FloatRange(1.0),
     help="Length of the paced latency run.",
+)
+@click.option(
+    "--warmup",
+    "warmup_s",
+    default=WARMUP_S,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    help="Unmeasured seconds at the offered load before the latency run.",
 )
 @click.option(
     "--rate",
@@ -121,6 +139,7 @@ class Plan:
 def stream(
     messages: int,
     seconds: float,
+    warmup_s: float,
     rate: float,
     sample: int,
     partitions: int,
@@ -135,11 +154,10 @@ def stream(
     sequence forecasts per second. See docs/performance.md.
     """
     from driftline.benchmarks.cluster import BenchError
-    from driftline.benchmarks.latency import primer_size
     from driftline.benchmarks.report import Goals, payload, table
     from driftline.benchmarks.workload import Sizes
 
-    plan = Plan(messages, seconds, rate, sample, partitions, Sizes(seed=seed))
+    plan = Plan(messages, seconds, rate, sample, partitions, Sizes(seed=seed), warmup_s)
     goals = Goals()
     where = environment()  # before the run: the load average of other processes
     started = time.perf_counter()
@@ -156,7 +174,7 @@ def stream(
     elapsed = time.perf_counter() - started
     caption = (
         f"{plan.messages:,} readings for (a), (b); {plan.paced:,} offered in "
-        f"{plan.seconds:g} s, the first {primer_size(plan.paced):,} not measured; "
+        f"{plan.seconds:g} s after {plan.warmup_s:g} s unmeasured; "
         f"{plan.partitions} partitions; {where['cpus']} CPUs, load average "
         f"{where['load_average_1m'] or 0:.1f} at the start; {elapsed:,.0f} s"
     )
@@ -164,7 +182,13 @@ def stream(
     out.print(table(figures, goals, caption))
     result = payload(figures, goals)
     if json_path is not None:
-        options = {"messages": messages, "seconds": seconds, "rate": rate, "sample": sample}
+        options = {
+            "messages": messages,
+            "seconds": seconds,
+            "warmup": warmup_s,
+            "rate": rate,
+            "sample": sample,
+        }
         settings = {**options, "partitions": partitions, "seed": seed}
         extra = {"benchmark": "stream", "settings": settings, "environment": where}
         write_json(json_path, {**extra, "seconds": elapsed, **result})
@@ -273,9 +297,10 @@ def _on_broker(
         cluster,
         spec("latency", paced, CHAMPIONS),
         readings.head(plan.warm),
-        readings.part(plan.warm, plan.paced),
+        readings.part(plan.warm, plan.primer),
+        readings.part(plan.warm + plan.primer, plan.paced),
         plan.rate,
         work / "latency.log",
-        plan.deadline_s(plan.paced),
+        plan.deadline_s(plan.primer + plan.paced),
     )
     return ceiling_run, scoring_run, latency

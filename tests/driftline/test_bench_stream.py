@@ -20,7 +20,7 @@ from driftline.benchmarks import pipelines
 from driftline.benchmarks.baseline import InProcess, consumed, measure_in_process
 from driftline.benchmarks.cluster import Cluster, PhaseTopics, run_prefix
 from driftline.benchmarks.forecasts import Forecasts
-from driftline.benchmarks.latency import Latency, interleave, measure_latency, primer_size
+from driftline.benchmarks.latency import Latency, interleave, measure_latency
 from driftline.benchmarks.report import Goals, StreamFigures, checks, payload, rows
 from driftline.benchmarks.throughput import Throughput, measure_throughput, steady_span
 from driftline.benchmarks.workers import Memory, WorkerSpec, process_memory
@@ -224,10 +224,13 @@ def test_throughput_and_latency_phases_on_the_broker(
             "latency", f"{pipelines.__name__}:scoring", paced, f"{prefix}-l", store, updates,
             CHAMPIONS,
         )  # fmt: skip
-        history, offered = readings.head(100), readings.part(100, 60)
-        latency = measure_latency(cluster, spec, history, offered, 200.0, tmp_path / "l.log", 120.0)
-        measured = 60 - primer_size(60)  # neither the history nor the primer counts
-        assert latency.readings == latency.matched == measured
+        history, primer = readings.head(100), readings.part(100, 10)
+        offered = readings.part(110, 50)
+        latency = measure_latency(
+            cluster, spec, history, primer, offered, 200.0, tmp_path / "l.log", 120.0
+        )
+        # Neither the history nor the warm-up counts.
+        assert latency.readings == latency.matched == 50
         assert 0 <= latency.p50_ms <= latency.p99_ms <= latency.max_ms
         assert latency.p99_by_second and max(latency.p99_by_second) <= latency.max_ms
     finally:

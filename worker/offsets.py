@@ -3,11 +3,15 @@
 The runtime hands every batch to a :class:`Checkpoint`: ``begin``, ``produce`` the outputs,
 ``commit`` the batch. Two implementations, chosen by ``WorkerSettings.processing_guarantee``:
 
-* :class:`AtLeastOnce` - the consumer runs with ``enable.auto.offset.store=false``. ``commit``
-  flushes the producer and checks the delivery reports; only when every output of the batch
-  is acknowledged are the batch's next offsets *stored*, and librdkafka's auto-commit (plus
-  an explicit commit on revoke and on close) commits stored offsets. A crash anywhere before
-  the store replays the batch: outputs may repeat (their ids are deterministic), none is lost.
+* :class:`AtLeastOnce` - the consumer runs with ``enable.auto.offset.store=false``. A batch's
+  outputs are acknowledged one batch late, so the broker's round trip overlaps scoring the
+  next batch: ``commit`` leaves the batch *pending*, and ``settle`` - called by the runtime
+  after scoring the next batch and before producing its outputs, on an idle poll, on revoke
+  and on close - flushes the producer and checks the delivery reports; only when every
+  output of the pending batch is acknowledged are its next offsets *stored*, and
+  librdkafka's auto-commit (plus an explicit commit on revoke and on close) commits stored
+  offsets. A crash anywhere before the store replays the batch: outputs may repeat (their
+  ids are deterministic), none is lost.
 * :class:`ExactlyOnce` - one transaction per batch: ``begin_transaction``, produce,
   ``send_offsets_to_transaction`` with the consumer's group metadata (fencing zombies of a
   rebalance, KIP-447), ``commit_transaction``. An abortable error aborts the transaction and
@@ -37,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -169,38 +173,79 @@ class Outputs:
 
 
 class Checkpoint(Protocol):
-    """How a batch's outputs and offsets are made durable."""
+    """How a batch's outputs and offsets are made durable.
+
+    Per batch the runtime calls ``begin``, scores, ``settle``, ``produce`` and ``commit``;
+    ``settle`` and ``commit`` return the batches whose outputs they saw acknowledged.
+    """
 
     def begin(self) -> None: ...
+    def settle(self, consumer: ConsumerLike) -> list[KafkaMessage]: ...
     def produce(self, records: Sequence[OutRecord]) -> None: ...
-    def commit(self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]) -> None: ...
+    def commit(
+        self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]
+    ) -> list[KafkaMessage]: ...
     def revoke(self, consumer: ConsumerLike) -> None: ...
+    def forget(self, partitions: Collection[Partition]) -> None: ...
     def close(self, consumer: ConsumerLike) -> None: ...
 
 
 class AtLeastOnce:
-    """Store a batch's offsets only after all its outputs are acknowledged."""
+    """Store a batch's offsets only after all its outputs are acknowledged (one batch late)."""
 
     def __init__(self, outputs: Outputs) -> None:
         self.outputs = outputs
+        self._pending: list[KafkaMessage] = []  # produced, acknowledgement not yet checked
 
     def begin(self) -> None:
         """Nothing to open: outputs and offsets are separate writes."""
 
+    def settle(self, consumer: ConsumerLike) -> list[KafkaMessage]:
+        """Wait for the pending batch's outputs, then store its offsets; the batch settled.
+
+        The batch stops being pending *before* the wait: when the wait raises, a later
+        settle (on close) must not store the offsets of outputs that were not delivered.
+        """
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        self.outputs.acknowledge()
+        consumer.store_offsets(offsets=next_offsets(pending))
+        return pending
+
     def produce(self, records: Sequence[OutRecord]) -> None:
         self.outputs.produce(records)
 
-    def commit(self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]) -> None:
-        self.outputs.acknowledge()
-        consumer.store_offsets(offsets=next_offsets(messages))
+    def commit(
+        self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]
+    ) -> list[KafkaMessage]:
+        """Leave ``messages`` pending until the next settle; what this settled first.
+
+        The runtime settles before producing a batch, so nothing is pending here; settling
+        anyway keeps a caller that did not from dropping the previous batch's offsets.
+        """
+        settled = self.settle(consumer)
+        self._pending = list(messages)
+        return settled
 
     def revoke(self, consumer: ConsumerLike) -> None:
-        """Partitions are leaving: commit what is stored now rather than at the next tick."""
-        self.outputs.acknowledge()
+        """Partitions are leaving: settle, and commit what is stored now, not at the next tick."""
+        self.settle(consumer)
         commit_stored(consumer)
 
+    def forget(self, partitions: Collection[Partition]) -> None:
+        """Partitions were lost (no clean revoke): their pending offsets are not stored; their
+        next owner consumes from the last committed offsets (repeats, never losses)."""
+        gone = set(partitions)
+        self._pending = [
+            m for m in self._pending if (m.topic() or "", m.partition() or 0) not in gone
+        ]
+
     def close(self, consumer: ConsumerLike) -> None:
-        commit_stored(consumer)
+        try:
+            self.settle(consumer)
+        finally:
+            commit_stored(consumer)
 
 
 class ExactlyOnce:
@@ -218,10 +263,17 @@ class ExactlyOnce:
         self.outputs.deliveries.take()
         self.producer.begin_transaction()
 
+    def settle(self, consumer: ConsumerLike) -> list[KafkaMessage]:
+        """Nothing is pending: every batch's transaction completes in its ``commit``."""
+        return []
+
     def produce(self, records: Sequence[OutRecord]) -> None:
         self.outputs.produce(records)
 
-    def commit(self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]) -> None:
+    def commit(
+        self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]
+    ) -> list[KafkaMessage]:
+        """Commit the batch's transaction; the batch, now acknowledged."""
         offsets, group = next_offsets(messages), consumer.consumer_group_metadata()
         try:
             call_with_deadline(
@@ -244,9 +296,13 @@ class ExactlyOnce:
                 partitions,
             ) from exc
         metrics.TRANSACTIONS.labels("committed").inc()
+        return list(messages)
 
     def revoke(self, consumer: ConsumerLike) -> None:
         """Nothing to do: every batch's transaction completes before the next poll."""
+
+    def forget(self, partitions: Collection[Partition]) -> None:
+        """Nothing to do: no batch stays pending between polls."""
 
     def close(self, consumer: ConsumerLike) -> None:
         """Nothing to do: no transaction stays open between batches."""

@@ -4,7 +4,12 @@ One thread does everything that touches the group consumer and the scoring pipel
 
     consume(batch_max_records, timeout=0), else wait batch_max_wait_s  # micro-batch
     -> pipeline.process(batch)                                          # decode, score
+    -> checkpoint.settle()          # the previous batch acknowledged -> its offsets stored
     -> checkpoint.produce(outputs); checkpoint.commit(batch)            # worker.offsets
+
+At least once, a batch's acknowledgements are awaited after the next batch is scored
+(``worker.offsets.AtLeastOnce``), so the broker's round trip overlaps scoring; an idle
+poll settles the last batch at once.
 
 Rebalance callbacks (warm-up, commit on revoke; worker.warmup) run inside ``consume()`` on
 this same thread, so the pipeline is never called concurrently. Metrics are updated once
@@ -156,21 +161,23 @@ class Runner:
         self._watch_updates()
         batch = self._valid(messages)
         if not batch:
+            self._acknowledged(self.checkpoint.settle(self.consumer))
             return 0
         started = time.monotonic()
         self.checkpoint.begin()
         result = self.pipeline.process(batch)
+        settled = self.checkpoint.settle(self.consumer)
         self.checkpoint.produce(result.records)
         try:
-            self.checkpoint.commit(self.consumer, batch)
+            settled += self.checkpoint.commit(self.consumer, batch)
         except TransactionAborted as exc:
             log.warning("%s; re-warming and consuming the batch again", exc)
             self.assignments.rewarm(self.consumer, exc.partitions)
             return 0
-        acknowledged_ms = time.time_ns() // 1_000_000
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         metrics.record_result(result)
-        self._observe(batch, acknowledged_ms)
+        self._observe(batch)
+        self._acknowledged(settled)
         return len(batch)
 
     def _consume(self) -> list[Any]:
@@ -244,22 +251,31 @@ class Runner:
             )
         return batch
 
-    def _observe(self, batch: Sequence[KafkaMessage], acknowledged_ms: int) -> None:
+    def _observe(self, batch: Sequence[KafkaMessage]) -> None:
         per_topic: Counter[str] = Counter()
-        oldest: dict[str, int] = {}
         last: dict[tuple[str, int], int] = {}
         for message in batch:
             topic = message.topic() or ""
             per_topic[topic] += 1
-            _, timestamp_ms = message.timestamp()
-            if timestamp_ms > 0 and timestamp_ms < oldest.get(topic, acknowledged_ms + 1):
-                oldest[topic] = timestamp_ms
             last[(topic, message.partition() or 0)] = message.offset() or 0
         metrics.record_consumed(per_topic)
-        metrics.record_latency(oldest, acknowledged_ms)
         metrics.record_lag(self._lags(last))
         if self.cache is not None:
             metrics.CACHE_BYTES.set(self.cache.bytes_used)
+
+    @staticmethod
+    def _acknowledged(settled: Sequence[KafkaMessage]) -> None:
+        """End-to-end latency of the oldest reading per topic of the batches just settled."""
+        if not settled:
+            return
+        acknowledged_ms = time.time_ns() // 1_000_000
+        oldest: dict[str, int] = {}
+        for message in settled:
+            topic = message.topic() or ""
+            _, timestamp_ms = message.timestamp()
+            if timestamp_ms > 0 and timestamp_ms < oldest.get(topic, acknowledged_ms + 1):
+                oldest[topic] = timestamp_ms
+        metrics.record_latency(oldest, acknowledged_ms)
 
     def _lags(self, last: dict[tuple[str, int], int]) -> list[tuple[str, int, int]]:
         lags = []

@@ -231,6 +231,7 @@ class Assignments:
     def on_lost(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         metrics.REBALANCES.labels("lost").inc()
         log.warning("%s: lost %s without a clean revoke", self.name, _names(partitions))
+        self.checkpoint.forget([(tp.topic, tp.partition) for tp in partitions])
         self._drop(partitions)
 
     def warm(

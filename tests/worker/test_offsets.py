@@ -192,12 +192,49 @@ def test_at_least_once_stores_offsets_after_every_output_is_acknowledged(
     consumer = FakeConsumer()
     checkpoint = AtLeastOnce(outputs)
     checkpoint.begin()
+    assert checkpoint.settle(consumer) == []
     checkpoint.produce(records(3))
-    assert consumer.stored == []
-    checkpoint.commit(consumer, batch(("in", 0, 10), ("in", 2, 4)))
+    first = batch(("in", 0, 10), ("in", 2, 4))
+    assert checkpoint.commit(consumer, first) == []
+    # Pending: nothing waited for, nothing stored until the next settle.
+    assert producer.calls == [] and consumer.stored == []
+    assert checkpoint.settle(consumer) == first
     assert len(producer.delivered) == 3
     assert producer.calls == ["flush"]
     assert [offsets(s) for s in consumer.stored] == [{("in", 0): 11, ("in", 2): 5}]
+    assert checkpoint.settle(consumer) == []  # settled once
+
+
+def test_a_batch_is_settled_before_the_next_batch_is_produced(
+    setup: Callable[..., Setup],
+) -> None:
+    producer, outputs = setup()
+    consumer = FakeConsumer()
+    checkpoint = AtLeastOnce(outputs)
+    checkpoint.produce(records(2))
+    checkpoint.commit(consumer, batch(("in", 0, 1)))
+    checkpoint.settle(consumer)  # as the runtime does, after scoring the next batch
+    checkpoint.produce(records(3))
+    checkpoint.commit(consumer, batch(("in", 0, 2)))
+    # The first batch's offsets were stored after its two outputs only; the second batch
+    # is pending with its three outputs unflushed.
+    assert [offsets(s) for s in consumer.stored] == [{("in", 0): 2}]
+    assert len(producer.delivered) == 2 and len(producer.queued) == 3
+    checkpoint.close(consumer)
+    assert [offsets(s) for s in consumer.stored] == [{("in", 0): 2}, {("in", 0): 3}]
+    assert consumer.commits == 1
+
+
+def test_commit_without_a_settle_still_stores_the_previous_batch(
+    setup: Callable[..., Setup],
+) -> None:
+    _, outputs = setup()
+    consumer = FakeConsumer()
+    checkpoint = AtLeastOnce(outputs)
+    first = batch(("in", 0, 1))
+    checkpoint.commit(consumer, first)
+    assert checkpoint.commit(consumer, batch(("in", 0, 2))) == first
+    assert [offsets(s) for s in consumer.stored] == [{("in", 0): 2}]
 
 
 def test_a_failed_delivery_stores_nothing_and_raises(setup: Callable[..., Setup]) -> None:
@@ -208,10 +245,14 @@ def test_a_failed_delivery_stores_nothing_and_raises(setup: Callable[..., Setup]
     failures = metrics.DELIVERY_FAILURES.labels("_MSG_TIMED_OUT")
     before = failures._value.get()
     checkpoint.produce(records(2))
+    checkpoint.commit(consumer, batch(("in", 0, 10)))
     with pytest.raises(DeliveryError, match="2 output"):
-        checkpoint.commit(consumer, batch(("in", 0, 10)))
+        checkpoint.settle(consumer)
     assert consumer.stored == []
     assert failures._value.get() == before + 2
+    # Closing after the failure commits what was stored before it, never the failed batch.
+    checkpoint.close(consumer)
+    assert consumer.stored == [] and consumer.commits == 1
 
 
 def test_unacknowledged_outputs_after_the_flush_timeout_store_nothing(
@@ -222,9 +263,21 @@ def test_unacknowledged_outputs_after_the_flush_timeout_store_nothing(
     consumer = FakeConsumer()
     checkpoint = AtLeastOnce(outputs)
     checkpoint.produce(records(3))
+    checkpoint.commit(consumer, batch(("in", 0, 10)))
     with pytest.raises(DeliveryError, match="still unacknowledged"):
-        checkpoint.commit(consumer, batch(("in", 0, 10)))
+        checkpoint.settle(consumer)
     assert consumer.stored == []
+
+
+def test_lost_partitions_drop_their_pending_offsets(setup: Callable[..., Setup]) -> None:
+    _, outputs = setup()
+    consumer = FakeConsumer()
+    checkpoint = AtLeastOnce(outputs)
+    checkpoint.produce(records(2))
+    checkpoint.commit(consumer, batch(("in", 0, 5), ("in", 1, 8)))
+    checkpoint.forget([("in", 1)])
+    checkpoint.settle(consumer)
+    assert [offsets(s) for s in consumer.stored] == [{("in", 0): 6}]
 
 
 def test_a_full_producer_queue_applies_backpressure_and_drops_nothing(
@@ -238,10 +291,16 @@ def test_a_full_producer_queue_applies_backpressure_and_drops_nothing(
     assert metrics.PRODUCE_BACKPRESSURE._value.get() > before
 
 
-def test_revoke_commits_the_stored_offsets_synchronously(setup: Callable[..., Setup]) -> None:
+def test_revoke_settles_and_commits_the_stored_offsets_synchronously(
+    setup: Callable[..., Setup],
+) -> None:
     _, outputs = setup()
     consumer = FakeConsumer()
-    AtLeastOnce(outputs).revoke(consumer)
+    checkpoint = AtLeastOnce(outputs)
+    checkpoint.produce(records(1))
+    checkpoint.commit(consumer, batch(("in", 0, 3)))
+    checkpoint.revoke(consumer)
+    assert [offsets(s) for s in consumer.stored] == [{("in", 0): 4}]
     assert consumer.commits == 1
 
 

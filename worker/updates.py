@@ -4,7 +4,8 @@ Every worker instance must see every update, so this is a broadcast read, not a 
 one: the thread's consumer joins no group - it ``assign()``s every partition of the topic
 itself, starting at the high watermarks read when it starts (explicit offsets, so an update
 published after the instance reports ready is never skipped). Older updates are not
-replayed: the cache loads the store's current champion on first use anyway.
+replayed: the cache loads the store's current champion on first use anyway, and once
+positioned the thread swaps any model loaded earlier whose champion has moved since.
 
 For ``promoted`` and ``rolled_back`` the thread calls ``cache.swap(model, key, version)``,
 which loads, verifies and warms the new version while the old one keeps serving, then
@@ -74,6 +75,8 @@ class SwapCache(Protocol):
     def get(self, name: str, key: str | None = ...) -> LoadedModel: ...
 
     def sync_challengers(self, keys: Iterable[ModelKey] = ...) -> ChallengerSync: ...
+
+    def served(self) -> dict[ModelKey, int]: ...
 
 
 AlertSink = Callable[[Alert], None]
@@ -209,7 +212,33 @@ class ModelUpdates:
             _, high = consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT_S)
             assignment.append(TopicPartition(self.topic, partition, high))
         consumer.assign(assignment)
+        self._catch_up()
         self.positioned.set()
+
+    def _catch_up(self) -> None:
+        """Serve the store's champion of every model loaded before the position was taken.
+
+        A model loaded (preloaded, or by the first batches) before the watermarks were read
+        serves the champion of its load: a promotion announced in between sits on no offset
+        this thread reads. The store says who the champion is now; later promotions are on
+        the topic.
+        """
+        for name, key in list(self.cache.served()):
+            before = self.cache.peek(name, key)
+            try:
+                loaded = self.cache.swap(name, key, None, load_if_absent=False)
+            except Exception as exc:  # the old version keeps serving, as for a failed update
+                log.error("%s: cannot load the current champion: %s", _label(name, key), exc)
+                metrics.MODEL_SWAPS.labels(name, "failed").inc()
+                continue
+            if loaded is None or before is None or loaded.version == before.version:
+                continue
+            metrics.MODEL_SWAPS.labels(name, "swapped").inc()
+            metrics.record_versions({(name, key): loaded.version})
+            log.info(
+                "%s: now serving v%d (promoted during start-up)", _label(name, key), loaded.version
+            )
+            self._refreshes.put((name, key))
 
     def _partitions(self, consumer: Any) -> list[int] | None:
         while not self._stop.is_set():
@@ -265,6 +294,10 @@ class ModelUpdates:
             )
             return
         self.apply(update, source)
+
+
+def _label(name: str, key: str | None) -> str:
+    return f"{name}[{key}]" if key else name
 
 
 def parse_model_key(text: str) -> ModelKey:

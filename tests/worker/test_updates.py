@@ -103,6 +103,9 @@ class FakeCache:
         self.synced.append(list(keys))
         return ChallengerSync(failed=dict(self.sync_failures))
 
+    def served(self) -> dict[tuple[str, str | None], int]:
+        return {("demand", "p-1"): 1}
+
 
 class _Loaded:
     def __init__(self, version: int) -> None:
@@ -268,6 +271,33 @@ def test_updates_on_the_broker_swap_roll_back_and_refuse_a_tampered_version(
     assert updates.error is None
     [alert] = read_alerts(kafka_settings, alerts_topic, expected=1)
     assert (alert.type, alert.model, alert.key, alert.version) == ("model", "demand", "p-1", 3)
+
+
+def test_a_promotion_before_the_thread_is_positioned_is_caught_up(
+    kafka_settings: KafkaSettings, unique_topic: Any, scale_registry: Registry
+) -> None:
+    registry = scale_registry
+    for scale in (1.0, 2.0):
+        registry.register(ScaleModel({"scale": scale}), "demand", "p-1")
+    cache = ModelCache(registry, budget_bytes=10_000_000)
+    assert cache.get("demand", "p-1").version == 1
+    registry.promote("demand", 2, "p-1")  # announced before this instance read the topic
+    settings = WorkerSettings(instance_id=f"t-{uuid.uuid4().hex[:6]}")
+    updates = ModelUpdates(
+        unique_topic("model-updates"),
+        cache,
+        lambda: Consumer(settings.reader_config(kafka_settings, "updates")),
+        lambda alert: None,
+        settings.instance_id,
+    )
+    updates.start()
+    try:
+        assert updates.positioned.wait(DEADLINE_S)
+        assert served(cache) == (2, 2.0)
+        assert updates.refreshes() == [("demand", "p-1")]
+    finally:
+        updates.stop()
+    assert updates.error is None
 
 
 def served(cache: ModelCache) -> tuple[int, float]:

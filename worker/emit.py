@@ -11,16 +11,18 @@ Messages are built from decoded readings and checked numbers: ids, names, timest
 the contracts' cross-field rules are checked as each struct is built (``__post_init__``),
 and every number is checked finite and within the contracts' bound here. Decoding each
 encoded record again (``validate=True``) would only add its cost on the hot path, so
-records are encoded with ``validate=False``. A non-finite model output is dropped and
-counted; a message the contracts refuse marks its reading failed (the caller
-dead-letters it).
+records are encoded with ``validate=False``. Ids of one model's outputs in one batch come
+from one :class:`~events.ids.IdDeriver`, which encodes what they share once. A non-finite
+model output is dropped and counted; a message the contracts refuse marks its reading
+failed (the caller dead-letters it).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -30,7 +32,7 @@ from events import topics
 from events.catalog import codec_for
 from events.errors import EventError
 from events.fields import MAX_MAGNITUDE, SEVERITIES
-from events.ids import derive_id
+from events.ids import IdDeriver
 from events.outputs import Alert, AlertType, Prediction, PredictionKind
 from events.readings import ImputedReading, SensorReading
 from models.base import SEVERITY_CUTS, FloatArray, Scores
@@ -85,9 +87,9 @@ class Emitter:
 
     def __init__(self, outputs: StreamTopics) -> None:
         self.outputs = outputs
-        self._predictions = codec_for(topics.PREDICTIONS)
-        self._alerts = codec_for(topics.ALERTS)
         self._imputed = codec_for(topics.READINGS_IMPUTED)
+        self.predictions_codec = codec_for(topics.PREDICTIONS)
+        self.alerts_codec = codec_for(topics.ALERTS)
 
     def anomalies(
         self,
@@ -102,13 +104,14 @@ class Emitter:
         flagged = _array(scores.flag, len(rows)) > 0
         level = _levels(scores.severity, len(rows))
         note = " (robust z-score fallback: no trained model serves)" if served.fallback else ""
+        alerts = _Alerts(self, served)
         for j in np.flatnonzero(flagged).tolist():
             if not ok[j]:
                 out.dropped += 1
                 continue
             text = f"anomaly score {score[j]:.2f} above {ANOMALY_THRESHOLD:.2f}{note}"
             alert = _Alert("anomaly", score[j], ANOMALY_THRESHOLD, level[j], text)
-            out.add(rows[j], self._alert(readings, rows[j], served, alert, ()))
+            out.add(rows[j], alerts.build(readings, rows[j], alert))
 
     def risks(
         self,
@@ -123,21 +126,20 @@ class Emitter:
         """A ``risk`` prediction per reading, and a ``maintenance`` alert when urgent
         (``shadow``: a challenger's predictions only, to the shadow topic; no alerts)."""
         value, ok = _values(scores.value, len(rows))
-        urgent = _array(scores.flag, len(rows)) > 0
+        urgent = (_array(scores.flag, len(rows)) > 0).tolist()
         level = _levels(scores.level, len(rows))
+        predictions = _Predictions(self, served, RISK_METRIC, "risk", shadow)
+        alerts = None if shadow else _Alerts(self, served, "alert")
         for j, row in enumerate(rows):
             if not ok[j]:
                 out.dropped += 1
                 continue
-            now = readings.messages[row].ts
-            point = (value[j], None, None)
-            built = self._prediction(readings, row, served, point, now, RISK_METRIC, "risk", shadow)
-            out.add(row, built)
-            if urgent[j] and not shadow:
+            out.add(row, predictions.build(readings, row, value[j]))
+            if urgent[j] and alerts is not None:
                 text = f"maintenance risk level {level[j]} ({SEVERITIES[level[j]]})"
                 alert = _Alert("maintenance", level[j], URGENT_LEVEL, level[j], text)
                 alert.recommendation = _recommendation(level[j])
-                out.add(row, self._alert(readings, row, served, alert, ("alert",)))
+                out.add(row, alerts.build(readings, row, alert))
 
     def forecasts(
         self,
@@ -155,16 +157,12 @@ class Emitter:
         value, ok = _values(scores.value, len(rows))
         lower, upper = _bounds(scores.lower, len(rows)), _bounds(scores.upper, len(rows))
         ahead = timedelta(seconds=served.horizon * forecast.step_seconds)
+        predictions = _Predictions(self, served, forecast.metric, forecast.kind, shadow)
         for j, row in enumerate(rows):
             if not ok[j]:
                 out.dropped += 1
                 continue
-            target = readings.ts(row) + ahead
-            point = (value[j], lower[j], upper[j])
-            built = self._prediction(
-                readings, row, served, point, target, forecast.metric, forecast.kind, shadow
-            )
-            out.add(row, built)
+            out.add(row, predictions.build(readings, row, value[j], lower[j], upper[j], ahead))
 
     def imputed(
         self, out: Outbox, readings: Readings[SensorReading], fills: Fills, model: str
@@ -197,57 +195,73 @@ class Emitter:
             key = readings.entities[row].encode()
             out.add(row, OutRecord(self.outputs.imputed, key, data, "imputed"))
 
-    def _prediction(
+
+class _Predictions:
+    """The predictions of one model for one batch of readings: ids derived with what the
+    batch shares encoded once; every message checked by the contract as it is built."""
+
+    def __init__(
+        self, emitter: Emitter, served: Served, metric: str, kind: PredictionKind, shadow: bool
+    ) -> None:
+        self.ids = IdDeriver(served.name, *((metric, SHADOW) if shadow else (metric,)))
+        self.served, self.metric, self.prediction_kind = served, metric, kind
+        self.encode = emitter.predictions_codec.encode
+        outputs = emitter.outputs
+        self.topic = outputs.shadow if shadow else outputs.predictions
+        self.kind = "shadow_prediction" if shadow else "prediction"
+
+    def build(
         self,
         readings: Readings[Any],
         row: int,
-        served: Served,
-        point: tuple[float, float | None, float | None],
-        target: datetime,
-        metric: str,
-        kind: PredictionKind,
-        shadow: bool = False,
+        value: float,
+        lower: float | None = None,
+        upper: float | None = None,
+        ahead: timedelta | None = None,
     ) -> OutRecord | BaseException:
-        value, lower, upper = point
-        extra = (metric, SHADOW) if shadow else (metric,)
+        """The record of one prediction (``ahead`` of the reading; None: at its time)."""
+        served, entity = self.served, readings.entities[row]
         try:
+            made_at = readings.messages[row].ts
             message = Prediction(
-                prediction_id=derive_id(*_origin(readings, row), served.name, *extra),
+                prediction_id=self.ids.derive(*_origin(readings, row)),
                 model=served.name,
                 version=served.version,
                 key=served.key,
-                entity_id=readings.entities[row],
-                made_at=readings.ts(row),
-                target_ts=target,
+                entity_id=entity,
+                made_at=made_at,
+                target_ts=made_at if ahead is None else made_at + ahead,
                 value=value,
                 lower=lower,
                 upper=upper,
-                kind=kind,
-                metric=metric,
+                kind=self.prediction_kind,
+                metric=self.metric,
                 fallback=served.fallback,
             )
-            data = self._predictions.encode(message, validate=False)
+            data = self.encode(message, validate=False)
         except OUTPUT_ERRORS as exc:
             return exc
-        key = readings.entities[row].encode()
-        if shadow:
-            return OutRecord(self.outputs.shadow, key, data, "shadow_prediction")
-        return OutRecord(self.outputs.predictions, key, data, "prediction")
+        return OutRecord(self.topic, entity.encode(), data, self.kind)
 
-    def _alert(
-        self,
-        readings: Readings[SensorReading],
-        row: int,
-        served: Served,
-        alert: _Alert,
-        extra: tuple[str, ...],
-    ) -> OutRecord | BaseException:
+
+class _Alerts:
+    """The alerts of one model for one batch of readings (ids as :class:`_Predictions`)."""
+
+    def __init__(self, emitter: Emitter, served: Served, *extra: str) -> None:
+        self.ids = IdDeriver(served.name, *extra)
+        self.served = served
+        self.encode = emitter.alerts_codec.encode
+        self.topic = emitter.outputs.alerts
+
+    def build(self, readings: Readings[Any], row: int, alert: _Alert) -> OutRecord | BaseException:
+        """The record of one alert about the reading at ``row``."""
+        served, entity = self.served, readings.entities[row]
         try:
             message = Alert(
-                alert_id=derive_id(*_origin(readings, row), served.name, *extra),
+                alert_id=self.ids.derive(*_origin(readings, row)),
                 type=alert.type,
-                entity_id=readings.entities[row],
-                ts=readings.ts(row),
+                entity_id=entity,
+                ts=readings.messages[row].ts,
                 score=float(alert.score),
                 threshold=float(alert.threshold),
                 severity=SEVERITIES[alert.level],
@@ -257,11 +271,10 @@ class Emitter:
                 message=alert.message,
                 recommendation=alert.recommendation,
             )
-            data = self._alerts.encode(message, validate=False)
+            data = self.encode(message, validate=False)
         except OUTPUT_ERRORS as exc:
             return exc
-        key = readings.entities[row].encode()
-        return OutRecord(self.outputs.alerts, key, data, "alert")
+        return OutRecord(self.topic, entity.encode(), data, "alert")
 
 
 @dataclass
@@ -306,8 +319,9 @@ def _levels(values: npt.NDArray[np.generic] | None, size: int) -> list[int]:
     return [int(level) for level in levels.tolist()]
 
 
+@functools.cache
 def _recommendation(level: int) -> str:
-    """The maintenance family's text for a risk level.
+    """The maintenance family's text for a risk level (a few levels: cached).
 
     Imported here, not at module level: ``models.maintenance`` imports scikit-learn, which
     only a worker that serves a maintenance champion (and so has it loaded) may import.

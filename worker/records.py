@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from events.dlq import KafkaMessage
 
 
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    """One record to produce. ``kind`` labels metrics (prediction, alert, imputed, dlq...)."""
+class OutRecord(NamedTuple):
+    """One record to produce. ``kind`` labels metrics (prediction, alert, imputed, dlq...).
+
+    A named tuple: one is built per output on the hot path, and it builds in a third of
+    the time of a frozen dataclass.
+    """
 
     topic: str
     key: bytes | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,12 +11,15 @@ import pandas as pd
 import pytest
 
 from events.catalog import codec_for
+from events.errors import EventError
+from events.fields import MAX_MAGNITUDE, SEVERITIES
 from events.ids import derive_id
 from events.outputs import Alert, Prediction
 from events.readings import ImputedReading, SensorReading
 from models.base import Scores
 from models.families import create
 from models.features import spec_from_metadata
+from models.maintenance import recommendation
 from worker.emit import Emitter, Forecast, Outbox
 from worker.intake import Intake, Readings
 from worker.replay import frame_records
@@ -179,3 +183,234 @@ def test_sensor_reading_type_round_trips_through_replay() -> None:
     batch = readings([{"x": 1.5, "y": None}])
     assert isinstance(batch.messages[0], SensorReading)
     assert batch.messages[0].values == {"x": 1.5, "y": None}
+
+
+# The reference below builds every output the straightforward way, one checked contract
+# per row, and encodes it with the codec's round-trip validation. The emitter builds
+# rows it knows the contracts accept without re-running their checks, so its records,
+# refusals and drop counts must match the reference exactly, byte for byte.
+
+OUTPUT_ERRORS = (EventError, ValueError, OverflowError)
+
+
+def publishable(values: Any, size: int) -> list[float | None]:
+    array = np.zeros(size) if values is None else np.asarray(values, dtype=np.float64)
+    return [float(v) if np.isfinite(v) and abs(v) <= MAX_MAGNITUDE else None for v in array]
+
+
+def origin_of(batch: Readings[Any], row: int) -> tuple[str, int, int]:
+    return batch.topics[row], batch.partitions[row], batch.offsets[row]
+
+
+class Reference:
+    """Records, refusals (row -> message) and drops of the per-row construction."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+        self.failed: dict[int, str] = {}
+        self.dropped = 0
+
+    def add(self, row: int, topic: str, build: Callable[[], Any]) -> None:
+        try:
+            self.values.append(codec_for(topic).encode(build()))
+        except OUTPUT_ERRORS as exc:
+            self.failed.setdefault(row, str(exc))
+
+    def prediction(
+        self, batch: Readings[Any], row: int, model: Served, point: tuple[Any, ...], **label: Any
+    ) -> None:
+        value, lower, upper, ahead, shadow = point
+        extra = (label["metric"], "shadow") if shadow else (label["metric"],)
+        self.add(
+            row,
+            "predictions",
+            lambda: Prediction(
+                prediction_id=derive_id(*origin_of(batch, row), model.name, *extra),
+                model=model.name,
+                version=model.version,
+                key=model.key,
+                entity_id=batch.entities[row],
+                made_at=batch.ts(row),
+                target_ts=batch.ts(row) + ahead,
+                value=value,
+                lower=lower,
+                upper=upper,
+                fallback=model.version == 0,
+                **label,
+            ),
+        )
+
+    def alert(
+        self, batch: Readings[Any], row: int, model: Served, *extra: str, **what: Any
+    ) -> None:
+        self.add(
+            row,
+            "alerts",
+            lambda: Alert(
+                alert_id=derive_id(*origin_of(batch, row), model.name, *extra),
+                entity_id=batch.entities[row],
+                ts=batch.ts(row),
+                model=model.name,
+                version=model.version,
+                key=model.key,
+                **what,
+            ),
+        )
+
+
+def reference_forecasts(
+    batch: Readings[Any], model: Served, scores: Scores, forecast: Forecast, shadow: bool
+) -> Reference:
+    ref = Reference()
+    size = len(batch)
+    value, lower, upper = (publishable(a, size) for a in (scores.value, scores.lower, scores.upper))
+    ahead = timedelta(seconds=model.horizon * forecast.step_seconds)
+    for row in range(size):
+        if value[row] is None:
+            ref.dropped += 1
+            continue
+        point = (value[row], lower[row], upper[row], ahead, shadow)
+        ref.prediction(batch, row, model, point, metric=forecast.metric, kind=forecast.kind)
+    return ref
+
+
+def reference_risks(batch: Readings[Any], model: Served, scores: Scores, shadow: bool) -> Reference:
+    ref = Reference()
+    value = publishable(scores.value, len(batch))
+    level = np.clip(np.asarray(scores.level), 0, len(SEVERITIES) - 1).astype(int).tolist()
+    for row in range(len(batch)):
+        if value[row] is None:
+            ref.dropped += 1
+            continue
+        point = (value[row], None, None, timedelta(0), shadow)
+        ref.prediction(batch, row, model, point, metric="risk", kind="risk")
+        if scores.flag is not None and scores.flag[row] and not shadow:
+            ref.alert(
+                batch,
+                row,
+                model,
+                "alert",
+                type="maintenance",
+                score=float(level[row]),
+                threshold=2.0,
+                severity=SEVERITIES[level[row]],
+                message=f"maintenance risk level {level[row]} ({SEVERITIES[level[row]]})",
+                recommendation=recommendation(level[row]),
+            )
+    return ref
+
+
+def reference_anomalies(batch: Readings[Any], model: Served, scores: Scores) -> Reference:
+    ref = Reference()
+    score = publishable(scores.score, len(batch))
+    note = " (robust z-score fallback: no trained model serves)" if model.version == 0 else ""
+    for row in np.flatnonzero(np.asarray(scores.flag)).tolist():
+        if score[row] is None:
+            ref.dropped += 1
+            continue
+        level = int(np.clip(np.asarray(scores.severity)[row], 0, len(SEVERITIES) - 1))
+        ref.alert(
+            batch,
+            row,
+            model,
+            type="anomaly",
+            score=score[row],
+            threshold=0.5,
+            severity=SEVERITIES[level],
+            message=f"anomaly score {score[row]:.2f} above 0.50{note}",
+        )
+    return ref
+
+
+def noisy(rng: np.random.Generator, size: int) -> Any:
+    """Numbers of every magnitude, with NaN, infinities and values beyond the bound."""
+    values = rng.normal(scale=1e3, size=size) * rng.choice([1e-6, 1.0, 1e6], size=size)
+    values[rng.random(size) < 0.1] = np.nan
+    values[rng.random(size) < 0.05] = np.inf
+    values[rng.random(size) < 0.05] = 5e12
+    return values
+
+
+def mixed_batch() -> Readings[Any]:
+    """Readings near the contracts' last year (late forecasts are refused), one bad entity."""
+    batch = readings([{"x": 1.0}] * 40, start=datetime(2099, 12, 30, tzinfo=UTC))
+    batch.entities[7] = " m-7"
+    return batch
+
+
+def assert_matches(out: Outbox, ref: Reference) -> None:
+    assert [r.value for r in out.records] == ref.values
+    assert {row: str(exc) for row, exc in out.failed.items()} == ref.failed
+    assert out.dropped == ref.dropped
+
+
+MODELS = [
+    served("sequence", 5, key="x", horizon=3),
+    served("sequence", 0, key="x"),
+    served("bad name!", 2, key="x"),  # refused model name: every output is refused
+    served("sequence", 4, key=" x"),  # refused key
+]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("shadow", [False, True])
+def test_forecasts_match_per_row_construction_byte_for_byte(model: Served, shadow: bool) -> None:
+    rng = np.random.default_rng(model.version)
+    batch, size = mixed_batch(), 40
+    scores = Scores(value=noisy(rng, size), lower=noisy(rng, size), upper=noisy(rng, size))
+    out = Outbox([])
+    for forecast in (Forecast("x", 43_200.0), Forecast("bad metric", 60.0, "imputation")):
+        expected = reference_forecasts(batch, model, scores, forecast, shadow)
+        out = Outbox([])
+        Emitter(StreamTopics()).forecasts(
+            out, batch, list(range(size)), model, scores, forecast, shadow=shadow
+        )
+        assert_matches(out, expected)
+    assert out.failed  # the refused metric name
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("shadow", [False, True])
+def test_risks_and_alerts_match_per_row_construction_byte_for_byte(
+    model: Served, shadow: bool
+) -> None:
+    rng = np.random.default_rng(3)
+    batch, size = mixed_batch(), 40
+    scores = Scores(
+        value=noisy(rng, size),
+        level=rng.integers(-1, 5, size).astype(float),
+        flag=rng.random(size) < 0.5,
+    )
+    out = Outbox([])
+    Emitter(StreamTopics()).risks(out, batch, list(range(size)), model, scores, shadow=shadow)
+    assert_matches(out, reference_risks(batch, model, scores, shadow))
+    anomalies = Scores(
+        score=noisy(rng, size),
+        flag=rng.random(size) < 0.5,
+        severity=rng.integers(0, 4, size).astype(float),
+    )
+    out = Outbox([])
+    Emitter(StreamTopics()).anomalies(out, batch, list(range(size)), model, anomalies)
+    assert_matches(out, reference_anomalies(batch, model, anomalies))
+
+
+def test_a_refused_model_name_refuses_every_output_of_the_batch() -> None:
+    batch = readings([{"x": 1.0}] * 3)
+    scores = Scores(value=np.array([0.5, np.nan, 2.5]), flag=np.array([0, 0, 1]))
+    out = Outbox([])
+    Emitter(StreamTopics()).risks(out, batch, [0, 1, 2], served("bad name!", 1), scores)
+    assert out.records == []
+    assert sorted(out.failed) == [0, 2]  # row 1 gave no number: dropped, not refused
+    assert all("invalid model name" in str(e) for e in out.failed.values())
+    assert out.dropped == 1
+
+
+def test_a_forecast_beyond_what_datetime_holds_marks_its_reading_failed() -> None:
+    batch = readings([{"x": 1.0}] * 2)
+    model = served("sequence", 1, key="x", horizon=4_000)
+    out = Outbox([])
+    Emitter(StreamTopics()).forecasts(
+        out, batch, [0, 1], model, Scores(value=np.ones(2)), Forecast("x", 1e8)
+    )
+    assert out.records == []
+    assert {type(e) for e in out.failed.values()} == {OverflowError}

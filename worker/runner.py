@@ -2,7 +2,7 @@
 
 One thread does everything that touches the group consumer and the scoring pipeline:
 
-    consume(batch_max_records, timeout=0), else wait batch_max_wait_s  # micro-batch
+    consume(num_messages=batch_max_records, timeout=batch_max_wait_s)   # micro-batch
     -> pipeline.process(batch)                                          # decode, score
     -> checkpoint.settle()          # the previous batch acknowledged -> its offsets stored
     -> checkpoint.produce(outputs); checkpoint.commit(batch)            # worker.offsets
@@ -156,7 +156,9 @@ class Runner:
 
     def step(self) -> int:
         """Consume, score and commit one micro-batch; returns the records it processed."""
-        messages = self._consume()
+        messages = self.consumer.consume(
+            num_messages=self.settings.batch_max_records, timeout=self.settings.batch_max_wait_s
+        )
         self.health.polled()
         self._watch_updates()
         batch = self._valid(messages)

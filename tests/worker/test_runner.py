@@ -296,29 +296,22 @@ def test_a_batch_is_scored_produced_and_its_offsets_stored() -> None:
 
 
 class TimedConsumer(GroupConsumer):
-    """Records how long each consume call was allowed to block."""
+    """Records each consume call: how many records it asked for and how long it may block."""
 
     def __init__(self, script: list[Any]) -> None:
         super().__init__(script)
-        self.timeouts: list[float] = []
+        self.calls: list[tuple[int, float]] = []
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
-        self.timeouts.append(timeout)
+        self.calls.append((num_messages, timeout))
         return super().consume(num_messages, timeout)
 
 
-def test_a_busy_worker_scores_what_is_queued_without_waiting() -> None:
+def test_a_batch_waits_at_most_the_batch_wait_to_fill() -> None:
     consumer = TimedConsumer([[Msg(0, 1), Msg(0, 2)]])
     runner, _ = make_runner(consumer, RecordingPipeline())
     assert runner.step() == 2
-    assert consumer.timeouts == [0]
-
-
-def test_an_idle_worker_waits_up_to_the_batch_wait_for_readings() -> None:
-    consumer = TimedConsumer([[], [Msg(0, 1)]])
-    runner, _ = make_runner(consumer, RecordingPipeline())
-    assert runner.step() == 1
-    assert consumer.timeouts == [0, runner.settings.batch_max_wait_s]
+    assert consumer.calls == [(runner.settings.batch_max_records, runner.settings.batch_max_wait_s)]
 
 
 def test_stop_finishes_the_batch_in_flight_then_commits_and_closes() -> None:

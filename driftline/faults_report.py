@@ -70,6 +70,9 @@ NOTES: Final = """\
   stream moves that entity's clock forward: its later, correctly dated readings are skipped
   as stale (`driftline_worker_stale_records_total`) until time catches up. Readings are
   not checked against the wall clock, since replays and generated data may be dated ahead.
+- A promotion reaches a running worker in about half a second (the new version is loaded,
+  verified and warmed off the hot path); the batches scored meanwhile carry the old
+  version, as their outputs say.
 - A JSON object that repeats a field is decoded with the last value.
 - A process killed between the registry's aliases rename and its history append leaves the
   new champion without its history line (see the registry kill after the rename).

@@ -35,7 +35,9 @@ CONSUME_ERRORS = Counter(
     PREFIX + "consume_errors_total", "Error events returned by consume().", ["reason"]
 )
 OUTPUTS = Counter(
-    PREFIX + "outputs_total", "Records produced and acknowledged, by kind.", ["topic", "kind"]
+    PREFIX + "outputs_total",
+    "Records produced, by kind (acknowledged before their batch's offsets are stored).",
+    ["topic", "kind"],
 )
 DLQ_RECORDS = Counter(
     PREFIX + "dlq_records_total", "Input records sent to a dead-letter topic.", ["topic", "reason"]
@@ -50,8 +52,14 @@ BATCH_SIZE = Histogram(
 )
 BATCH_SECONDS = Histogram(
     PREFIX + "batch_seconds",
-    "Seconds from a batch's consume to its outputs acknowledged and offsets handed over.",
+    "Seconds from a batch's consume to its outputs handed to the producer (scoring included).",
     buckets=(*SCORING_BUCKETS, 5, 10, 30),
+)
+ACK_WAIT_SECONDS = Histogram(
+    PREFIX + "ack_wait_seconds",
+    "Seconds waited for a batch's outputs to be acknowledged (at least once: after the next "
+    "batch is scored, so near 0 while the broker keeps up).",
+    buckets=SCORING_BUCKETS,
 )
 SCORING_SECONDS = Histogram(
     PREFIX + "scoring_seconds",

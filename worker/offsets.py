@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final, Protocol
 
@@ -156,7 +157,9 @@ class Outputs:
 
     def acknowledge(self) -> None:
         """Wait until every record produced so far is acknowledged; DeliveryError if not."""
+        started = time.monotonic()
         remaining = self.producer.flush(self.flush_timeout_s)
+        metrics.ACK_WAIT_SECONDS.observe(time.monotonic() - started)
         failures = self.deliveries.take()
         for error in failures:
             metrics.DELIVERY_FAILURES.labels(_error_name(error)).inc()

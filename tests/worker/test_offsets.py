@@ -198,7 +198,9 @@ def test_at_least_once_stores_offsets_after_every_output_is_acknowledged(
     assert checkpoint.commit(consumer, first) == []
     # Pending: nothing waited for, nothing stored until the next settle.
     assert producer.calls == [] and consumer.stored == []
+    waits = _count(metrics.ACK_WAIT_SECONDS)
     assert checkpoint.settle(consumer) == first
+    assert _count(metrics.ACK_WAIT_SECONDS) == waits + 1  # the wait is observed
     assert len(producer.delivered) == 3
     assert producer.calls == ["flush"]
     assert [offsets(s) for s in consumer.stored] == [{("in", 0): 11, ("in", 2): 5}]
@@ -370,3 +372,10 @@ def test_a_fatal_transaction_error_is_raised_without_abort(setup: Callable[..., 
         checkpoint.commit(consumer, batch(("in", 0, 1)))
     assert "abort" not in producer.calls
     assert consumer.seeks == []
+
+
+def _count(histogram: Any) -> float:
+    """Observations of an unlabelled histogram so far."""
+    return sum(
+        sample.value for sample in histogram.collect()[0].samples if sample.name.endswith("_count")
+    )

@@ -31,6 +31,7 @@ import numpy as np
 from confluent_kafka import Producer
 
 from driftline.benchmarks.cluster import BenchError, Cluster, PhaseTopics, produce_waiting
+from driftline.benchmarks.usage import Usage
 from driftline.benchmarks.workers import Memory, WorkerProcess, WorkerSpec
 from driftline.benchmarks.workload import Readings
 from events import codec_for, derive_id, topics
@@ -61,6 +62,7 @@ class Latency:
     p99_ms: float
     max_ms: float
     memory: Memory
+    usage: Usage  # over the measured readings (from their first to their last commit)
     p99_by_second: list[float] = field(default_factory=list)  # of each second of the run
 
     @property
@@ -169,8 +171,10 @@ def measure_latency(
             pace(producer, interleave(primer, phase), rate)
             cluster.wait_committed(spec.group, phase.inputs, deadline_s, worker.check_alive)
         start = cluster.end_offsets(phase.inputs)
+        before, began = worker.sample(), time.monotonic()
         achieved = pace(producer, interleave(paced, phase), rate)
         cluster.wait_committed(spec.group, phase.inputs, deadline_s, worker.check_alive)
+        usage = Usage.between(before, worker.sample(), time.monotonic() - began)
         memory = worker.memory()
     found, total = latencies_ms(cluster, phase, start)
     latency = found[:, 1]
@@ -184,5 +188,6 @@ def measure_latency(
         p99_ms=float(p99),
         max_ms=float(latency.max()) if latency.size else math.nan,
         memory=memory,
+        usage=usage,
         p99_by_second=p99_per_second(found),
     )

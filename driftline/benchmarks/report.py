@@ -11,6 +11,7 @@ from driftline.benchmarks.baseline import InProcess
 from driftline.benchmarks.forecasts import Forecasts
 from driftline.benchmarks.latency import Latency
 from driftline.benchmarks.throughput import Throughput
+from driftline.benchmarks.usage import Usage
 
 MIB: Final = 1024 * 1024
 
@@ -109,7 +110,7 @@ def rows(f: StreamFigures) -> list[Row]:
         Row("(c)", "per message: one predict per model per reading", single.messages_per_s,
             "msg/s", f"in-process sample of {single.messages:,}, no broker", "c"),
         Row("", f"latency p50 {rate}", lat.p50_ms, "ms",
-            f"rate achieved {lat.achieved_per_s:,.0f}/s", decimals=1),
+            f"rate achieved {lat.achieved_per_s:,.0f}/s; {_usage(lat.usage)}", decimals=1),
         Row("", f"latency p99 {rate}", lat.p99_ms, "ms",
             f"max {lat.max_ms:,.0f} ms; p99 of a typical second "
             f"{lat.typical_second_p99_ms:,.0f} ms", "p99", 1),
@@ -151,9 +152,15 @@ def _n(value: float) -> str:
 
 
 def _complete(run: Throughput) -> str:
+    cpu = f"{run.usage.cpu_us_per_record:,.0f} µs CPU a reading"
     if run.complete:
-        return f"{run.readings:,} readings, {run.all_outputs:,} outputs"
+        return f"{run.readings:,} readings, {run.all_outputs:,} outputs; {cpu}"
     return f"INCOMPLETE: {run.outputs:,} outputs for {run.readings:,} readings"
+
+
+def _usage(usage: Usage) -> str:
+    """The worker's share of a core and its batches over the measured readings."""
+    return f"worker at {usage.cores:.2f} of a core, batches of {usage.mean_batch:,.0f}"
 
 
 def payload(figures: StreamFigures, goals: Goals) -> dict[str, Any]:

@@ -14,12 +14,14 @@ between the broker append times of the first and the last of them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from driftline.benchmarks.cluster import Cluster
+from driftline.benchmarks.usage import Usage
 from driftline.benchmarks.workers import Memory, WorkerProcess, WorkerSpec
 
 SKIPPED_SHARE: Final = 0.1
@@ -38,6 +40,7 @@ class Throughput:
     timed: int  # outputs inside the measured span
     seconds: float  # the measured span
     memory: Memory
+    usage: Usage  # from the worker's readiness to its last commit
 
     @property
     def messages_per_s(self) -> float:
@@ -68,7 +71,10 @@ def measure_throughput(
 ) -> Throughput:
     """Run ``spec``'s worker over its pre-published inputs until all are committed."""
     with WorkerProcess(spec, cluster.kafka, log) as worker:
+        worker.wait_ready()
+        before, began = worker.sample(), time.monotonic()
         cluster.wait_committed(spec.group, spec.phase.inputs, deadline_s, worker.check_alive)
+        usage = Usage.between(before, worker.sample(), time.monotonic() - began)
         memory = worker.memory()
     stamps = [record.timestamp_ms for record in cluster.read([spec.phase.predictions])]
     timed, seconds = steady_span(stamps)
@@ -80,4 +86,5 @@ def measure_throughput(
         timed=timed,
         seconds=seconds,
         memory=memory,
+        usage=usage,
     )

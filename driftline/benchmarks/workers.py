@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Final
 
 from driftline.benchmarks.cluster import BenchError, PhaseTopics
+from driftline.benchmarks.usage import Sample, scrape
 from events.settings import KafkaSettings
 
 # A worker loads its models and joins its group in a few seconds; 90 s flags a broken one.
@@ -132,6 +133,11 @@ class WorkerProcess:
     def memory(self) -> Memory:
         self.check_alive()
         return process_memory(self.pid)
+
+    def sample(self) -> Sample:
+        """CPU time and batch totals so far, from the worker's ``/metrics``."""
+        self.check_alive()
+        return scrape(self.port)
 
     def stop(self) -> None:
         """SIGTERM (finish the batch, commit, leave the group), then SIGKILL if it hangs."""

@@ -22,8 +22,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -41,6 +41,24 @@ if TYPE_CHECKING:  # imported when the benchmark runs (`bench --help` lists it w
     from events.settings import KafkaSettings
 
 PIPELINES: Final = "driftline.benchmarks.pipelines"
+# What WorkerSpec.environment sets for each phase: not for --worker-setting to change.
+WIRED_SETTINGS: Final = frozenset(
+    {
+        "WORKER_INPUT_TOPICS",
+        "WORKER_GROUP_ID",
+        "WORKER_PIPELINE",
+        "WORKER_MODEL_STORE",
+        "WORKER_UPDATES_TOPIC",
+        "WORKER_ALERTS_TOPIC",
+        "WORKER_PREDICTIONS_TOPIC",
+        "WORKER_IMPUTED_TOPIC",
+        "WORKER_SHADOW_TOPIC",
+        "WORKER_PRELOAD_MODELS",
+        "WORKER_HTTP_PORT",
+        "WORKER_INSTANCE_ID",
+        "WORKER_STREAMS",
+    }
+)
 # Rows per in-process batch and per forecast call: the worker's default micro-batch.
 BATCH: Final = 500
 # The batched in-process row scores at most this many readings (a few seconds).
@@ -68,6 +86,7 @@ class Plan:
     partitions: int
     sizes: Sizes
     warmup_s: float = WARMUP_S
+    worker: Mapping[str, str] = field(default_factory=dict)  # extra WORKER_* settings
     warm: int = WARM_READINGS
 
     @property
@@ -131,6 +150,14 @@ class Plan:
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Generator and model seed.")
 @click.option(
+    "--worker-setting",
+    "settings",
+    multiple=True,
+    metavar="WORKER_NAME=VALUE",
+    help="A worker setting for every phase's worker (repeatable), e.g. "
+    "WORKER_BATCH_MAX_WAIT_S=0.01.",
+)
+@click.option(
     "--bootstrap",
     envvar="KAFKA_BOOTSTRAP_SERVERS",
     help="Use this broker instead of starting a local one.",
@@ -144,6 +171,7 @@ def stream(
     sample: int,
     partitions: int,
     seed: int,
+    settings: tuple[str, ...],
     bootstrap: str | None,
     json_path: Path | None,
 ) -> None:
@@ -157,7 +185,8 @@ def stream(
     from driftline.benchmarks.report import Goals, payload, table
     from driftline.benchmarks.workload import Sizes
 
-    plan = Plan(messages, seconds, rate, sample, partitions, Sizes(seed=seed), warmup_s)
+    extra = worker_settings(settings)
+    plan = Plan(messages, seconds, rate, sample, partitions, Sizes(seed=seed), warmup_s, extra)
     goals = Goals()
     where = environment()  # before the run: the load average of other processes
     started = time.perf_counter()
@@ -189,9 +218,9 @@ def stream(
             "rate": rate,
             "sample": sample,
         }
-        settings = {**options, "partitions": partitions, "seed": seed}
-        extra = {"benchmark": "stream", "settings": settings, "environment": where}
-        write_json(json_path, {**extra, "seconds": elapsed, **result})
+        chosen = {**options, "partitions": partitions, "seed": seed, "worker": extra}
+        about = {"benchmark": "stream", "settings": chosen, "environment": where}
+        write_json(json_path, {**about, "seconds": elapsed, **result})
         out.print(f"figures written to {json_path}", highlight=False)
     if not result["passed"]:
         missed = [name for name, check in result["checks"].items() if not check["passed"]]
@@ -231,6 +260,27 @@ def run(plan: Plan, work: Path, bootstrap: str | None) -> StreamFigures:
         forecasts = measure_forecasts(history.machines_train, BATCH)
     passthrough, scoring, latency = on_broker
     return StreamFigures(passthrough, scoring, batched, per_message, latency, forecasts)
+
+
+def worker_settings(items: Sequence[str]) -> dict[str, str]:
+    """``WORKER_NAME=VALUE`` items as environment variables for the phases' workers.
+
+    The benchmark wires topics, groups, pipelines and ports itself; only tuning settings
+    may be given.
+    """
+    settings: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("WORKER_"):
+            raise click.BadParameter(
+                f"{item!r} is not WORKER_NAME=VALUE", param_hint="--worker-setting"
+            )
+        if name in WIRED_SETTINGS:
+            raise click.BadParameter(
+                f"{name} is set by the benchmark itself", param_hint="--worker-setting"
+            )
+        settings[name] = value
+    return settings
 
 
 @contextlib.contextmanager
@@ -281,7 +331,9 @@ def _on_broker(
 
     def spec(name: str, phase: PhaseTopics, preload: tuple[str, ...] = ()) -> WorkerSpec:
         pipeline = f"{PIPELINES}:{'passthrough' if name == 'passthrough' else 'scoring'}"
-        return WorkerSpec(name, pipeline, phase, f"{prefix}-{name}", store, updates, preload)
+        return WorkerSpec(
+            name, pipeline, phase, f"{prefix}-{name}", store, updates, preload, plan.worker
+        )
 
     deadline = plan.deadline_s(len(throughput))
     say("(a) passthrough worker")

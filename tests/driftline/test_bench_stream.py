@@ -9,10 +9,12 @@ broker with tiny models, which is every piece that talks to Kafka or to a worker
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -23,6 +25,7 @@ from driftline.benchmarks.forecasts import Forecasts
 from driftline.benchmarks.latency import Latency, interleave, measure_latency
 from driftline.benchmarks.report import Goals, StreamFigures, checks, payload, rows
 from driftline.benchmarks.throughput import Throughput, measure_throughput, steady_span
+from driftline.benchmarks.usage import Usage, parse
 from driftline.benchmarks.workers import Memory, WorkerSpec, process_memory
 from driftline.benchmarks.workload import (
     CHAMPIONS,
@@ -34,6 +37,7 @@ from driftline.benchmarks.workload import (
     train_champions,
 )
 from driftline.commands.bench import bench
+from driftline.commands.bench_stream import worker_settings
 from events import derive_id
 from events.settings import KafkaSettings
 from worker.replay import Record
@@ -152,14 +156,38 @@ def test_process_memory_reads_proc() -> None:
 
 def figures(scoring_per_s: float = 30_000.0, p99_ms: float = 50.0) -> StreamFigures:
     memory = Memory(300 * MIB, 250 * MIB)
+    usage = Usage(seconds=1.0, cpu_seconds=0.5, batches=10, records=1000, ack_wait_seconds=0.0)
     return StreamFigures(
-        passthrough=Throughput("passthrough", 1000, 1000, 1000, 900, 900 / 50_000, memory),
-        scoring=Throughput("scoring", 1000, 1000, 1100, 900, 900 / scoring_per_s, memory),
+        passthrough=Throughput("passthrough", 1000, 1000, 1000, 900, 900 / 50_000, memory, usage),
+        scoring=Throughput("scoring", 1000, 1000, 1100, 900, 900 / scoring_per_s, memory, usage),
         batched=InProcess(500, 500, 500 / 40_000),
         per_message=InProcess(100, 1, 100 / 200),
-        latency=Latency(5000.0, 4990.0, 5000, 5000, 20.0, p99_ms, 80.0, memory, [p99_ms]),
+        latency=Latency(5000.0, 4990.0, 5000, 5000, 20.0, p99_ms, 80.0, memory, usage, [p99_ms]),
         forecasts=Forecasts(1000, 500, 0.1, 1.0),
     )
+
+
+def test_usage_is_read_from_the_worker_metrics_and_priced_per_record() -> None:
+    text = (
+        "process_cpu_seconds_total 12.5\n"
+        "driftline_worker_batch_size_records_count 40.0\n"
+        "driftline_worker_batch_size_records_sum 4000.0\n"
+        "driftline_worker_ack_wait_seconds_sum 0.25\n"
+        'driftline_worker_outputs_total{topic="p",kind="prediction"} 9.0\n'
+    )
+    before = parse("process_cpu_seconds_total 2.5\n")
+    usage = Usage.between(before, parse(text), seconds=20.0)
+    assert (usage.batches, usage.records, usage.ack_wait_seconds) == (40, 4000, 0.25)
+    assert usage.cpu_us_per_record == pytest.approx(2_500.0)  # 10 s over 4,000 records
+    assert usage.cores == pytest.approx(0.5) and usage.mean_batch == 100.0
+    assert math.isnan(Usage.between(before, before, 1.0).cpu_us_per_record)
+
+
+def test_worker_settings_must_be_worker_variables() -> None:
+    assert worker_settings(("WORKER_BATCH_MAX_WAIT_S=0.01",)) == {"WORKER_BATCH_MAX_WAIT_S": "0.01"}
+    for bad in ("BATCH_MAX_WAIT_S=0.01", "WORKER_BATCH_MAX_WAIT_S", "WORKER_PIPELINE=x:y"):
+        with pytest.raises(click.BadParameter):
+            worker_settings((bad,))
 
 
 def test_goals_are_checked_against_the_ceiling_and_the_baseline() -> None:
@@ -219,6 +247,8 @@ def test_throughput_and_latency_phases_on_the_broker(
         run = measure_throughput(cluster, spec, len(inputs), tmp_path / "a.log", 120.0)
         assert run.complete and run.outputs == run.all_outputs == 120
         assert run.memory.peak_bytes > MIB
+        # From readiness on: the first batches may come before it.
+        assert run.usage.records <= 120 and run.usage.cpu_seconds >= 0
 
         spec = WorkerSpec(
             "latency", f"{pipelines.__name__}:scoring", paced, f"{prefix}-l", store, updates,
@@ -232,6 +262,7 @@ def test_throughput_and_latency_phases_on_the_broker(
         # Neither the history nor the warm-up counts.
         assert latency.readings == latency.matched == 50
         assert 0 <= latency.p50_ms <= latency.p99_ms <= latency.max_ms
+        assert latency.usage.records == 50 and latency.usage.batches >= 1
         assert latency.p99_by_second and max(latency.p99_by_second) <= latency.max_ms
     finally:
         cluster.close()

@@ -182,20 +182,6 @@ class Runner:
         self._acknowledged(settled)
         return len(batch)
 
-    def _consume(self) -> list[Any]:
-        """The records queued now; only when there are none, wait for a batch to fill.
-
-        A busy worker never waits: what arrived while it scored the last batch is the next
-        batch, so batches grow with the load (up to ``batch_max_records``) and a reading
-        waits for one batch ahead of it, not for a timer. An idle worker waits up to
-        ``batch_max_wait_s`` for the next readings to gather.
-        """
-        limit = self.settings.batch_max_records
-        queued = self.consumer.consume(num_messages=limit, timeout=0)
-        if queued:
-            return queued
-        return self.consumer.consume(num_messages=limit, timeout=self.settings.batch_max_wait_s)
-
     def close(self) -> None:
         """Commit what is acknowledged, leave the group, stop the helpers (best effort)."""
         self.health.set_stopping()

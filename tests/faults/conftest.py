@@ -1,10 +1,13 @@
 """The fault suite's harness: worker processes on the real broker, readings, outputs, figures.
 
-Test modules run in importlib mode and cannot import helpers by name, so the helpers are
-fixtures: ``fault_stream`` (topics of one test, readings produced to them, ``driftline
-worker`` subprocesses and their outputs read back), ``air_readings`` and ``reference``
-(the outputs an uninterrupted in-process pipeline gives) and ``fault_report`` (records the
-figures, see :mod:`driftline.faults_report`).
+Test modules run in importlib mode and cannot import each other by name. What the worker
+integration tests share with this suite (worker subprocesses, polling) is in
+``tests/support/worker_process.py`` (on ``sys.path`` through pytest's ``pythonpath``); the
+fault tests get it, and this suite's own helpers, through fixtures: ``fault_stream``
+(topics of one test, readings produced to them, ``driftline worker`` subprocesses and
+their outputs read back), ``air_readings`` and ``reference`` (the outputs an
+uninterrupted in-process pipeline gives) and ``fault_report`` (records the figures, see
+:mod:`driftline.faults_report`).
 
 The readings are air-quality readings whose two metrics take turns being null, so the
 real pipeline (fallbacks only: an empty model store) fills one gap per reading from the
@@ -18,14 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +33,15 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from worker_process import (
+    DEADLINE_S,
+    Worker,
+    free_port,
+    http_get,
+    memory_kib,
+    metric,
+    wait_until,
+)
 
 from driftline import faults_report
 from events import SensorReading, codec_for
@@ -49,11 +53,7 @@ from worker.replay import Record
 from worker.routes import StreamTopics
 
 HERE = Path(__file__).resolve().parent
-DRIFTLINE = Path(sys.executable).with_name("driftline")
 PARTITIONS = 3
-# Bounds that only catch hangs on a shared 2-core machine; healthy waits take seconds.
-START_DEADLINE_S = 60.0
-DEADLINE_S = 90.0
 # The broker's smallest allowed session timeout: a SIGKILLed worker's partitions are
 # handed out again after about this long.
 SESSION_TIMEOUT_MS = 6_000
@@ -100,73 +100,6 @@ def reference_outputs(readings: Sequence[Raw]) -> Counter[bytes]:
             if out.topic == "i" and out.value is not None:
                 outputs[out.value] += 1
     return outputs
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def http_get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""  # not listening (yet, or any more)
-
-
-def metric(port: int, name: str, labels: str = "") -> float:
-    """The value of one sample on ``/metrics`` (0 when absent)."""
-    body = http_get(port, "/metrics")[1].decode()
-    pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" ([0-9.e+-]+)"
-    found = re.search(pattern, body)
-    return float(found.group(1)) if found else 0.0
-
-
-def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> float:
-    """Poll ``condition`` until true; the seconds it took."""
-    began = time.monotonic()
-    while not condition():
-        assert time.monotonic() - began < deadline_s, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return time.monotonic() - began
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of a process, in KiB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    found = re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M)
-    return {name: int(kib) for name, kib in found}
-
-
-class Worker:
-    """One ``driftline worker`` subprocess logging to a file."""
-
-    def __init__(self, env: dict[str, str], log: Path, args: Sequence[str] = ()) -> None:
-        self.port = int(env["WORKER_HTTP_PORT"])
-        self.log = log
-        self.started = time.monotonic()
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [str(DRIFTLINE), "worker", *args], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def wait_ready(self) -> float:
-        def ready() -> bool:
-            assert self.alive(), f"worker exited:\n{self.log.read_text()[-4000:]}"
-            return http_get(self.port, "/readyz")[0] == 200
-
-        return wait_until(ready, "/readyz", START_DEADLINE_S)
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        self.process.send_signal(signum)
-        return self.process.wait(DEADLINE_S)
 
 
 class Tail:

@@ -13,13 +13,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +24,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from worker_process import DEADLINE_S, SUPPORT, Worker, free_port, http_get, wait_until
 
 from events import (
     ContractError,
@@ -51,11 +47,7 @@ from worker.runner import build_runner
 from worker.settings import WorkerSettings
 
 HERE = Path(__file__).resolve().parent
-DRIFTLINE = Path(sys.executable).with_name("driftline")
 PARTITIONS = 3
-# Every wait here is for a local broker and local processes; these only catch hangs.
-START_DEADLINE_S = 45.0
-DEADLINE_S = 45.0
 # The broker's smallest allowed session timeout: a SIGKILLed worker's partitions move
 # to the survivor after about this long.
 SESSION_TIMEOUT_MS = 6_000
@@ -133,66 +125,6 @@ def output_id(topic: str, partition: int, offset: int) -> str:
 # --- helpers --------------------------------------------------------------------------
 
 
-def free_port(count: int = 1) -> int:
-    """A port p such that p .. p+count-1 are free on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count <= 65535 and all(_free(base + i) for i in range(1, count)):
-            return base
-    raise RuntimeError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def http_get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""  # not listening yet
-
-
-def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-class Worker:
-    """One ``driftline worker`` subprocess, logging to a file."""
-
-    def __init__(self, env: dict[str, str], log: Path, args: Sequence[str] = ()) -> None:
-        self.port = int(env["WORKER_HTTP_PORT"])
-        self.log = log
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [str(DRIFTLINE), "worker", *args], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def wait_ready(self, port: int | None = None) -> None:
-        def ready() -> bool:
-            assert self.process.poll() is None, f"worker exited:\n{self.log.read_text()}"
-            return http_get(port or self.port, "/readyz")[0] == 200
-
-        wait_until(ready, "/readyz", START_DEADLINE_S)
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        self.process.send_signal(signum)
-        return self.process.wait(DEADLINE_S)
-
-
 class Stream:
     """Topics of one test, readings produced to them, and the outputs read back."""
 
@@ -217,7 +149,8 @@ class Stream:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "KAFKA_"))}
         return {
             **base,
-            "PYTHONPATH": os.pathsep.join([str(HERE), base.get("PYTHONPATH", "")]),
+            # This module (the pipeline) and what it imports from tests/support.
+            "PYTHONPATH": os.pathsep.join([str(HERE), str(SUPPORT), base.get("PYTHONPATH", "")]),
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "WORKER_INPUT_TOPICS": json.dumps([self.input]),
             "WORKER_GROUP_ID": self.group,

@@ -20,7 +20,6 @@ rebuilt from history would fill differently.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +40,7 @@ from worker_process import (
     memory_kib,
     metric,
     wait_until,
+    worker_env,
 )
 
 from driftline import faults_report
@@ -54,9 +54,6 @@ from worker.routes import StreamTopics
 
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 3
-# The broker's smallest allowed session timeout: a SIGKILLed worker's partitions are
-# handed out again after about this long.
-SESSION_TIMEOUT_MS = 6_000
 # Readings of one entity are a minute apart, starting here (inside the contracts' range).
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CACHE_BYTES = 64 * 1024 * 1024  # no model is loaded: the fallbacks need no cache
@@ -147,26 +144,21 @@ class FaultStream:
         self._tails: dict[str, Tail] = {}
 
     def env(self, name: str, **extra: str) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "KAFKA_"))}
-        return {
-            **base,
-            "PYTHONPATH": os.pathsep.join([str(HERE), base.get("PYTHONPATH", "")]),
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
-            "WORKER_INPUT_TOPICS": json.dumps([self.input]),
-            "WORKER_GROUP_ID": self.group,
-            "WORKER_PIPELINE": "fault_pipeline:build_pipeline",
-            "WORKER_UPDATES_TOPIC": self.updates,
-            "WORKER_ALERTS_TOPIC": self.alerts,
-            "WORKER_MODEL_STORE": str(self.tmp / "store"),
-            "WORKER_HTTP_PORT": str(free_port()),
-            "WORKER_INSTANCE_ID": name,
-            "WORKER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
-            "WORKER_SHUTDOWN_TIMEOUT_S": "30",
-            "FAULT_PREDICTIONS": self.predictions,
-            "FAULT_ALERTS": self.alerts,
-            "FAULT_IMPUTED": self.imputed,
+        return worker_env(
+            self.kafka.bootstrap_servers,
+            name,
+            inputs=[self.input],
+            group=self.group,
+            pipeline="fault_pipeline:build_pipeline",
+            pipeline_dir=HERE,
+            updates=self.updates,
+            alerts=self.alerts,
+            store=self.tmp / "store",
+            FAULT_PREDICTIONS=self.predictions,
+            FAULT_ALERTS=self.alerts,
+            FAULT_IMPUTED=self.imputed,
             **extra,
-        }
+        )
 
     def start(self, name: str, args: Sequence[str] = (), **extra: str) -> Worker:
         worker = Worker(self.env(name, **extra), self.tmp / f"{name}.log", args)

@@ -8,6 +8,8 @@ signal (``/readyz``, a metric, an output count) rather than sleeping a fixed tim
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
 import socket
@@ -26,6 +28,47 @@ START_DEADLINE_S: Final = 60.0
 DEADLINE_S: Final = 90.0
 # How often a wait looks again: short against the seconds a healthy wait takes.
 POLL_S: Final = 0.05
+# The broker's smallest allowed session timeout: a SIGKILLed worker's partitions are
+# handed out again after about this long.
+SESSION_TIMEOUT_MS: Final = 6_000
+
+
+def worker_env(
+    bootstrap: str,
+    name: str,
+    *,
+    inputs: Sequence[str],
+    group: str,
+    pipeline: str,
+    pipeline_dir: Path,
+    updates: str,
+    alerts: str,
+    store: Path,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of a test's worker: this process's, without its ``WORKER_*`` and
+    ``KAFKA_*`` variables, plus the worker's; ``pipeline`` (module:callable) is imported
+    from ``pipeline_dir``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "KAFKA_"))}
+    return {
+        **base,
+        # The pipeline's module and what it may import from here.
+        "PYTHONPATH": os.pathsep.join(
+            [str(pipeline_dir), str(SUPPORT), base.get("PYTHONPATH", "")]
+        ),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "WORKER_INPUT_TOPICS": json.dumps(list(inputs)),
+        "WORKER_GROUP_ID": group,
+        "WORKER_PIPELINE": pipeline,
+        "WORKER_UPDATES_TOPIC": updates,
+        "WORKER_ALERTS_TOPIC": alerts,
+        "WORKER_MODEL_STORE": str(store),
+        "WORKER_HTTP_PORT": str(free_port()),
+        "WORKER_INSTANCE_ID": name,
+        "WORKER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+        "WORKER_SHUTDOWN_TIMEOUT_S": "30",
+        **extra,
+    }
 
 
 def free_port(count: int = 1) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from worker_process import DEADLINE_S, SUPPORT, Worker, free_port, http_get, wait_until
+from worker_process import DEADLINE_S, Worker, free_port, http_get, wait_until, worker_env
 
 from events import (
     ContractError,
@@ -48,9 +48,6 @@ from worker.settings import WorkerSettings
 
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 3
-# The broker's smallest allowed session timeout: a SIGKILLed worker's partitions move
-# to the survivor after about this long.
-SESSION_TIMEOUT_MS = 6_000
 # A poison output is larger than its topic allows: the broker refuses it.
 OVERSIZE_BYTES = 2_048
 TOPIC_MAX_BYTES = "1024"
@@ -146,27 +143,21 @@ class Stream:
         self._seen: dict[str, list[Any]] = {}
 
     def env(self, name: str, **extra: str) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "KAFKA_"))}
-        return {
-            **base,
-            # This module (the pipeline) and what it imports from tests/support.
-            "PYTHONPATH": os.pathsep.join([str(HERE), str(SUPPORT), base.get("PYTHONPATH", "")]),
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
-            "WORKER_INPUT_TOPICS": json.dumps([self.input]),
-            "WORKER_GROUP_ID": self.group,
-            "WORKER_PIPELINE": "test_worker_integration:build_pipeline",
-            "WORKER_UPDATES_TOPIC": self.updates,
-            "WORKER_ALERTS_TOPIC": self.alerts,
-            "WORKER_MODEL_STORE": str(self.tmp / "store"),
-            "WORKER_HTTP_PORT": str(free_port()),
-            "WORKER_INSTANCE_ID": name,
-            "WORKER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
-            "WORKER_SHUTDOWN_TIMEOUT_S": "20",
-            "TEST_OUT": self.out,
-            "TEST_DLQ": self.dlq,
-            "TEST_POISON": self.poison,
+        return worker_env(
+            self.kafka.bootstrap_servers,
+            name,
+            inputs=[self.input],
+            group=self.group,
+            pipeline="test_worker_integration:build_pipeline",
+            pipeline_dir=HERE,
+            updates=self.updates,
+            alerts=self.alerts,
+            store=self.tmp / "store",
+            TEST_OUT=self.out,
+            TEST_DLQ=self.dlq,
+            TEST_POISON=self.poison,
             **extra,
-        }
+        )
 
     def start(self, name: str, args: Sequence[str] = (), **extra: str) -> Worker:
         worker = Worker(self.env(name, **extra), self.tmp / f"{name}.log", args)

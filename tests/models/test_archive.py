@@ -4,45 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
+from scale_model import FILE, ScaleModel
 
 from models.archive import MANIFEST, export_archive, import_archive
-from models.base import FitReport, FloatArray, Model, Scores
 from models.registry import Registry
 from models.registry_errors import ArchiveError
-
-
-class ScaleModel(Model):
-    """Test double: multiplies its single feature by a scale stored in one JSON file."""
-
-    family = "scale"
-
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
-        super().__init__(params)
-        self.feature_names = ["x"]
-
-    def fit(self, history: pd.DataFrame) -> FitReport:
-        raise NotImplementedError
-
-    def fine_tune(self, history: pd.DataFrame) -> FitReport:
-        raise NotImplementedError
-
-    def predict_batch(self, features: FloatArray) -> Scores:
-        return Scores(value=features[:, 0] * float(self.params["scale"]))
-
-    def save(self, directory: Path) -> list[str]:
-        (directory / "scale.json").write_text(json.dumps(self.params))
-        return ["scale.json"]
-
-    @classmethod
-    def load(cls, directory: Path, metadata: dict[str, Any]) -> ScaleModel:
-        return cls(json.loads((directory / "scale.json").read_text()))
 
 
 def make_registry(root: Path) -> Registry:
@@ -210,14 +183,14 @@ def test_tampered_archive_is_refused_naming_the_file(source: Registry, tmp_path:
     with tarfile.open(archive) as original:
         members = [(m, original.extractfile(m).read()) for m in original.getmembers()]  # type: ignore[union-attr]
     tampered = [
-        (m, b'{"scale": 1000.0}' if m.name.endswith("scale.json") else data)
+        (m, b'{"scale": 1000.0}' if m.name.endswith(FILE) else data)
         for m, data in members
         if m.name != MANIFEST
     ]
     bad = build_archive(tmp_path / "tampered.tar.gz", tampered)
     target = make_registry(tmp_path / "target")
 
-    with pytest.raises(ArchiveError, match=r"scale\.json"):
+    with pytest.raises(ArchiveError, match=re.escape(FILE)):
         import_archive(target, bad)
     assert target.models() == []
 

@@ -14,15 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from scale_model import ScaleModel
 
 from events import Alert, ModelUpdate, codec_for, topics
 from events.dlq import SourceRecord
 from events.lifecycle import UpdateAction
 from events.settings import KafkaSettings
-from models.base import FitReport, FloatArray, Model, Scores
 from models.cache import ChallengerSync, ModelCache
 from models.registry import Registry
 from models.registry_errors import IntegrityError
@@ -33,33 +32,6 @@ from worker.updates import AlertPublisher, ModelUpdates, model_alert, parse_mode
 
 # Every broker round trip here is local; 30 s flags a broken broker, not a slow one.
 DEADLINE_S = 30.0
-
-
-class ScaleModel(Model):
-    """Test double: one JSON file holding a scale factor."""
-
-    family = "scale"
-
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
-        super().__init__(params)
-        self.feature_names = ["x"]
-
-    def fit(self, history: pd.DataFrame) -> FitReport:
-        raise NotImplementedError
-
-    def fine_tune(self, history: pd.DataFrame) -> FitReport:
-        raise NotImplementedError
-
-    def predict_batch(self, features: FloatArray) -> Scores:
-        return Scores(value=features[:, 0] * float(self.params["scale"]))
-
-    def save(self, directory: Path) -> list[str]:
-        (directory / "model.json").write_text(json.dumps(self.params))
-        return ["model.json"]
-
-    @classmethod
-    def load(cls, directory: Path, metadata: dict[str, Any]) -> ScaleModel:
-        return cls(json.loads((directory / "model.json").read_text()))
 
 
 def update(version: int, action: UpdateAction = "promoted", key: str | None = "p-1") -> ModelUpdate:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,7 @@ def publish(
             ahead = count / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)  # pacing to the requested rate, not waiting on a state
-        _produce(producer, topic, codec.encode(message), codec.key(message), delivered)
+        produce_waiting(producer, topic, codec.encode(message), codec.key(message), delivered)
         count += 1
         if progress and count % 1000 == 0:
             progress(1000)
@@ -114,16 +115,20 @@ def publish(
     return count
 
 
-def _produce(
+def produce_waiting(
     producer: Producer,
     topic: str,
-    value: bytes,
-    key: bytes,
-    on_delivery: Callable[[object, object], None],
+    value: bytes | None,
+    key: bytes | None,
+    on_delivery: Callable[[Any, Any], None],
+    **options: Any,
 ) -> None:
+    """Produce one record; while librdkafka's queue is full, serve delivery reports and try
+    again (backpressure, nothing dropped). ``options`` go to ``produce`` (``timestamp``,
+    ``headers``). A record the client refuses raises PublishError."""
     while True:
         try:
-            producer.produce(topic, value, key, on_delivery=on_delivery)
+            producer.produce(topic, value, key, on_delivery=on_delivery, **options)
             return
         except BufferError:
             producer.poll(QUEUE_FULL_WAIT_S)

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from driftline.publish import produce_waiting
 from events.settings import KafkaSettings
 from worker.routes import StreamTopics
 
@@ -28,8 +29,6 @@ from worker.routes import StreamTopics
 TOPICS_ENV: Final = "DRIFTLINE_BENCH_TOPICS"
 # Admin requests on a local broker answer in milliseconds; 30 s flags a broken one.
 ADMIN_TIMEOUT_S: Final = 30.0
-# When the producer's queue is full, serve delivery reports this long before retrying.
-QUEUE_FULL_WAIT_S: Final = 0.05
 # One consume call: large enough to drain 100k records in a few dozen calls.
 READ_BATCH: Final = 10_000
 READ_POLL_S: Final = 1.0
@@ -168,7 +167,7 @@ class Cluster:
                 failures.append(str(error))
 
         for key, value in records:
-            produce_waiting(producer, topic, key, value, delivered)
+            produce_waiting(producer, topic, value, key, delivered)
         remaining = producer.flush(FLUSH_TIMEOUT_S)
         if remaining or failures:
             raise BenchError(f"{topic}: {remaining} record(s) unsent, {len(failures)} failed")
@@ -261,19 +260,3 @@ class Cluster:
 
     def _partitions(self, topics: Sequence[str]) -> list[TopicPartition]:
         return [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
-
-
-def produce_waiting(
-    producer: Producer,
-    topic: str,
-    key: bytes,
-    value: bytes,
-    on_delivery: Callable[[Any, Any], None],
-) -> None:
-    """Produce one record; while librdkafka's queue is full, serve reports and retry."""
-    while True:
-        try:
-            producer.produce(topic, value, key, on_delivery=on_delivery)
-            return
-        except BufferError:
-            producer.poll(QUEUE_FULL_WAIT_S)

@@ -30,10 +30,11 @@ from typing import Any, Final
 import numpy as np
 from confluent_kafka import Producer
 
-from driftline.benchmarks.cluster import BenchError, Cluster, PhaseTopics, produce_waiting
+from driftline.benchmarks.cluster import BenchError, Cluster, PhaseTopics
 from driftline.benchmarks.usage import Usage
 from driftline.benchmarks.workers import Memory, WorkerProcess, WorkerSpec
 from driftline.benchmarks.workload import Readings
+from driftline.publish import produce_waiting
 from events import codec_for, derive_id, topics
 from models.base import FloatArray
 from models.frames import QUANTITY
@@ -95,7 +96,7 @@ def pace(producer: Producer, records: Sequence[tuple[str, bytes, bytes]], rate: 
     while sent < len(records):
         due = min(len(records), int((time.monotonic() - started) * rate) + 1)
         for topic, key, value in records[sent:due]:
-            produce_waiting(producer, topic, key, value, delivered)
+            produce_waiting(producer, topic, value, key, delivered)
         sent = max(sent, due)
         producer.poll(0)
         time.sleep(TICK_S)  # pacing: the next readings are not due yet

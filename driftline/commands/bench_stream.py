@@ -184,6 +184,7 @@ def stream(
     from driftline.benchmarks.cluster import BenchError
     from driftline.benchmarks.report import Goals, payload, table
     from driftline.benchmarks.workload import Sizes
+    from driftline.publish import PublishError
 
     extra = worker_settings(settings)
     plan = Plan(messages, seconds, rate, sample, partitions, Sizes(seed=seed), warmup_s, extra)
@@ -194,7 +195,7 @@ def stream(
     keep = False
     try:
         figures = run(plan, work, bootstrap)
-    except BenchError as exc:
+    except (BenchError, PublishError) as exc:
         keep = True
         raise click.ClickException(f"{exc}\n(worker logs kept in {work})") from exc
     finally:

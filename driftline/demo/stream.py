@@ -20,7 +20,7 @@ import pandas as pd
 from confluent_kafka import KafkaException, Producer
 
 from driftline.demo.scenario import Scenario, sensor_columns
-from driftline.publish import PublishError, demand_messages, sensor_messages
+from driftline.publish import PublishError, demand_messages, produce_waiting, sensor_messages
 from events import Message, codec_for, topics
 from events.settings import KafkaSettings
 from models.frames import ENTITY, PRODUCT, TS
@@ -31,7 +31,6 @@ CLIENT_LOG: Final = logging.getLogger("driftline.demo.kafka")
 
 BAD_EVERY: Final = 40  # ticks between malformed records: ten seconds at four ticks a second
 FLUSH_TIMEOUT_S: Final = 15.0  # a local broker acknowledges everything in well under this
-QUEUE_FULL_WAIT_S: Final = 0.05  # serve delivery reports this long when the queue is full
 # What a broken producer sends: a timestamp that is not one.
 MALFORMED: Final = (
     b'{"schema":1,"entity_id":"machine-000","kind":"machine","ts":"yesterday","values":{}}'
@@ -164,23 +163,14 @@ class Producers:
                 self.stats.published += len(records)
                 self.stats.ticks = tick + 1
                 self._producer.poll(0)
-        except KafkaException as exc:
+        except (KafkaException, PublishError) as exc:
             self.stats.failures.append(str(exc))
             log.error("the producer failed: %s", exc)
 
     def _produce(self, record: Record) -> None:
         topic, key, value, timestamp = record
-        while True:
-            try:
-                if timestamp is None:
-                    self._producer.produce(topic, value, key, on_delivery=self._delivered)
-                else:
-                    self._producer.produce(
-                        topic, value, key, timestamp=timestamp, on_delivery=self._delivered
-                    )
-                return
-            except BufferError:
-                self._producer.poll(QUEUE_FULL_WAIT_S)
+        stamp = {} if timestamp is None else {"timestamp": timestamp}
+        produce_waiting(self._producer, topic, value, key, self._delivered, **stamp)
 
     def _delivered(self, error: object, _message: object) -> None:
         if error is not None:

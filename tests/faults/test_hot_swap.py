@@ -23,14 +23,16 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
+import pandas as pd
 import pytest
+import tiny_models
 from confluent_kafka import Producer
+from tiny_models import train
 
 from driftline.generator import generate_machines
 from events import ModelUpdate, Prediction, codec_for, derive_id, topics
 from events.settings import KafkaSettings
 from models.cache import ModelCache
-from models.families import create
 from models.registry import Registry
 from models.store import ModelStore
 from worker.pipeline import ScoringPipeline
@@ -49,10 +51,6 @@ PACED = {"WORKER_BATCH_MAX_RECORDS": "500", "FAULT_BATCH_DELAY_S": "0.05"}
 PROMOTE_AT = 1 / 4
 MAINTENANCE = "maintenance"
 ANOMALY = "anomaly"
-# Tiny models (as in tests/worker/conftest.py): a few trees keep scoring cheap.
-ANOMALY_PARAMS = {"n_estimators": 20, "window": 24, "rolling": [6, 12]}
-# Both maintenance versions need the same window: the swap needs no re-warm.
-MAINTENANCE_PARAMS = {"n_estimators": 10, "window": 24, "rolling": [6, 12]}
 CACHE_BYTES = 256 * 1024 * 1024  # every test model fits many times over
 REFERENCE_BATCH = 1_000  # records per in-process batch (outputs do not depend on it)
 SWAPPED: Final = ("driftline_worker_model_swaps_total", 'model="maintenance",outcome="swapped"')
@@ -64,11 +62,9 @@ Where = tuple[int, int]  # (partition, offset) of a reading on the input topic
 Raw = tuple[bytes | None, bytes | None]
 
 
-def train(registry: Registry, name: str, params: dict[str, Any], seed: int) -> int:
-    """Fit ``name`` on 3 machines x 240 h of labelled history; the registered version."""
-    model = create(name, params)
-    report = model.fit(generate_machines(entities=3, periods=240, seed=seed))
-    return registry.register(model, name, fit_report=report).version
+def labelled(seed: int) -> pd.DataFrame:
+    """3 machines x 240 h of labelled history to fit a model on."""
+    return generate_machines(entities=3, periods=240, seed=seed)
 
 
 def machine_readings() -> list[Raw]:
@@ -247,9 +243,10 @@ def test_a_promotion_mid_stream_is_picked_up_with_no_reading_lost(
 ) -> None:
     stream = fault_stream
     registry = Registry(tmp_path / "models", actor="tests")
-    train(registry, ANOMALY, ANOMALY_PARAMS, seed=3)
-    v1 = train(registry, MAINTENANCE, MAINTENANCE_PARAMS, seed=3)  # champion: the first
-    v2 = train(registry, MAINTENANCE, MAINTENANCE_PARAMS, seed=5)  # registered only
+    # Tiny models; both maintenance versions need the same window: the swap needs no re-warm.
+    train(registry, ANOMALY, tiny_models.ANOMALY, labelled(seed=3))
+    v1 = train(registry, MAINTENANCE, tiny_models.MAINTENANCE, labelled(seed=3))  # champion
+    v2 = train(registry, MAINTENANCE, tiny_models.MAINTENANCE, labelled(seed=5))  # registered
     assert registry.champion(MAINTENANCE) == v1 and v2 > v1
     readings = machine_readings()
     sent = stream.produce(readings)

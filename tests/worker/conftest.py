@@ -16,11 +16,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tiny_models import ANOMALY, MAINTENANCE, train
+from tiny_models import DEMAND as DEMAND_PARAMS
 
 from driftline.generator import generate_machines, generate_products
 from events.dlq import KafkaMessage
 from models.cache import ModelCache
-from models.families import create
 from models.registry import Registry
 from models.store import ModelStore
 from worker.pipeline import ScoringPipeline
@@ -31,10 +32,6 @@ SENSOR = "readings.sensor"
 DEMAND = "readings.demand"
 PARTITIONS = 3
 CACHE_BYTES = 256 * 1024 * 1024  # every test model fits many times over
-
-ANOMALY = {"n_estimators": 20, "window": 24, "rolling": [6, 12]}
-MAINTENANCE = {"n_estimators": 10, "window": 24, "rolling": [6, 12]}
-DEMAND_PARAMS = {"iterations": 30, "thread_count": 1}
 
 
 def machines(periods: int = 96, seed: int = 11) -> pd.DataFrame:
@@ -51,19 +48,6 @@ def history(periods: int = 240, seed: int = 3) -> pd.DataFrame:
 def products(periods: int = 60, seed: int = 11) -> pd.DataFrame:
     """Daily sales of three products."""
     return generate_products(entities=3, periods=periods, seed=seed)
-
-
-def train(
-    registry: Registry,
-    name: str,
-    params: dict[str, Any],
-    frame: pd.DataFrame,
-    key: str | None = None,
-    family: str | None = None,
-) -> int:
-    model = create(family or name, params)
-    report = model.fit(frame)
-    return registry.register(model, name, key, fit_report=report).version
 
 
 @pytest.fixture(scope="session")

@@ -147,7 +147,7 @@ class ModelUpdates:
         return outcome
 
     def _swap(self, update: ModelUpdate, source: SourceRecord) -> str:
-        label = f"{update.model}[{update.key}]" if update.key else update.model
+        label = _label(update.model, update.key)
         try:
             loaded = self.cache.swap(update.model, update.key, update.version, load_if_absent=False)
         except Exception as exc:  # any failure keeps the old version; never kill the thread
@@ -170,15 +170,13 @@ class ModelUpdates:
             log.exception("cannot read the challenger aliases")
             return False
         for (name, key), version in sync.changed.items():
-            label = name if key is None else f"{name}[{key}]"
+            label = _label(name, key)
             if version is None:
                 log.info("%s: shadow scoring stopped (no longer the challenger)", label)
             else:
                 log.info("%s: v%d scores in shadow beside the champion", label, version)
         for (name, key), error in sync.failed.items():
-            log.error(
-                "%s: challenger not loaded: %s", name if key is None else f"{name}[{key}]", error
-            )
+            log.error("%s: challenger not loaded: %s", _label(name, key), error)
         return not sync.failed
 
     def _run(self) -> None:
@@ -297,6 +295,7 @@ class ModelUpdates:
 
 
 def _label(name: str, key: str | None) -> str:
+    """``name[key]`` for a keyed model, ``name`` alone otherwise (log lines)."""
     return f"{name}[{key}]" if key else name
 
 

@@ -33,6 +33,24 @@ READY_TIMEOUT_S: Final = 90.0
 STOP_TIMEOUT_S: Final = 30.0
 HTTP_TIMEOUT_S: Final = 5.0
 KIB: Final = 1024
+# What WorkerSpec.environment sets for each phase: extra settings may not change it.
+WIRED_SETTINGS: Final = frozenset(
+    {
+        "WORKER_INPUT_TOPICS",
+        "WORKER_GROUP_ID",
+        "WORKER_PIPELINE",
+        "WORKER_MODEL_STORE",
+        "WORKER_UPDATES_TOPIC",
+        "WORKER_ALERTS_TOPIC",
+        "WORKER_PREDICTIONS_TOPIC",
+        "WORKER_IMPUTED_TOPIC",
+        "WORKER_SHADOW_TOPIC",
+        "WORKER_PRELOAD_MODELS",
+        "WORKER_HTTP_PORT",
+        "WORKER_INSTANCE_ID",
+        "WORKER_STREAMS",
+    }
+)
 
 
 @dataclass(frozen=True)

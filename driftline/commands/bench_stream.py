@@ -41,24 +41,6 @@ if TYPE_CHECKING:  # imported when the benchmark runs (`bench --help` lists it w
     from events.settings import KafkaSettings
 
 PIPELINES: Final = "driftline.benchmarks.pipelines"
-# What WorkerSpec.environment sets for each phase: not for --worker-setting to change.
-WIRED_SETTINGS: Final = frozenset(
-    {
-        "WORKER_INPUT_TOPICS",
-        "WORKER_GROUP_ID",
-        "WORKER_PIPELINE",
-        "WORKER_MODEL_STORE",
-        "WORKER_UPDATES_TOPIC",
-        "WORKER_ALERTS_TOPIC",
-        "WORKER_PREDICTIONS_TOPIC",
-        "WORKER_IMPUTED_TOPIC",
-        "WORKER_SHADOW_TOPIC",
-        "WORKER_PRELOAD_MODELS",
-        "WORKER_HTTP_PORT",
-        "WORKER_INSTANCE_ID",
-        "WORKER_STREAMS",
-    }
-)
 # Rows per in-process batch and per forecast call: the worker's default micro-batch.
 BATCH: Final = 500
 # The batched in-process row scores at most this many readings (a few seconds).
@@ -269,6 +251,8 @@ def worker_settings(items: Sequence[str]) -> dict[str, str]:
     The benchmark wires topics, groups, pipelines and ports itself; only tuning settings
     may be given.
     """
+    from driftline.benchmarks.workers import WIRED_SETTINGS
+
     settings: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")

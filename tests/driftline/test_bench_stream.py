@@ -26,7 +26,7 @@ from driftline.benchmarks.latency import Latency, interleave, measure_latency
 from driftline.benchmarks.report import Goals, StreamFigures, checks, payload, rows
 from driftline.benchmarks.throughput import Throughput, measure_throughput, steady_span
 from driftline.benchmarks.usage import Usage, parse
-from driftline.benchmarks.workers import Memory, WorkerSpec, process_memory
+from driftline.benchmarks.workers import WIRED_SETTINGS, Memory, WorkerSpec, process_memory
 from driftline.benchmarks.workload import (
     CHAMPIONS,
     History,
@@ -181,6 +181,15 @@ def test_usage_is_read_from_the_worker_metrics_and_priced_per_record() -> None:
     assert usage.cpu_us_per_record == pytest.approx(2_500.0)  # 10 s over 4,000 records
     assert usage.cores == pytest.approx(0.5) and usage.mean_batch == 100.0
     assert math.isnan(Usage.between(before, before, 1.0).cpu_us_per_record)
+
+
+def test_the_settings_a_phase_wires_are_the_ones_extra_settings_may_not_change(
+    tmp_path: Path,
+) -> None:
+    phase = PhaseTopics.named("run", "input", "scoring")
+    spec = WorkerSpec("b", "m:f", phase, "g", tmp_path, "u", ("anomaly",))
+    env = spec.environment(KafkaSettings(bootstrap_servers="127.0.0.1:9"), 1234)
+    assert {k for k in env if k.startswith("WORKER_")} <= WIRED_SETTINGS
 
 
 def test_worker_settings_must_be_worker_variables() -> None:

@@ -47,6 +47,8 @@ class ModelSource(Protocol):
 
     def challenger(self, name: str, key: str | None = None) -> LoadedModel | None: ...
 
+    def peek(self, name: str, key: str | None = None) -> LoadedModel | None: ...
+
 
 @dataclass(frozen=True)
 class Served:
@@ -163,7 +165,16 @@ class Serving:
         self._keys.setdefault(name, set()).add(key)
         self._blocked.pop(model_key, None)
         self._facts.pop(model_key, None)
-        self._prime(name, key)
+        loaded = self._cache.peek(name, key)
+        if loaded is None:
+            self._prime(name, key)
+            return
+        # The version the cache swapped in serves, even when the registry has moved on
+        # since (a rollback whose own update is still to come): note its window.
+        try:
+            self._note_model(name, _read_facts(loaded.version, loaded.info.metadata))
+        except ModelError as exc:
+            log.debug("%s: no window length from metadata: %s", _label(model_key), exc)
 
     # -- fallbacks -----------------------------------------------------------------------
     def anomaly_fallback(self, metrics: tuple[str, ...]) -> Served:

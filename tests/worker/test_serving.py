@@ -78,6 +78,22 @@ def test_a_longer_window_after_a_swap_asks_for_history_again(
     assert pipeline.refresh("anomaly", None) is False
 
 
+def test_a_refresh_notes_the_window_of_the_version_served_not_the_registrys_latest(
+    pipeline: ScoringPipeline, registry: Registry, cache: ModelCache, worker_data: Any
+) -> None:
+    # The update of a promotion is handled after the registry already rolled back: the
+    # cache serves the promoted version until the rollback's own update arrives, so the
+    # state must hold that version's window.
+    pipeline.process(worker_data.sensor_records()[:30])
+    history = worker_data.history(periods=300, seed=5)
+    version = worker_data.train(registry, "anomaly", dict(worker_data.ANOMALY, window=96), history)
+    registry.promote("anomaly", version)
+    cache.swap("anomaly")
+    registry.rollback("anomaly")
+    assert pipeline.refresh("anomaly", None) is True
+    assert pipeline.history_needed(SENSOR) == 96
+
+
 def test_a_model_failing_on_a_batch_falls_back_for_that_batch(
     pipeline: ScoringPipeline,
     cache: ModelCache,
@@ -123,6 +139,9 @@ def test_an_unloadable_champion_is_retried_only_after_a_while_or_a_refresh(
             if self.failing:
                 raise IntegrityError("checksum mismatch")
             return self.real.get(name, key)
+
+        def peek(self, name: str, key: str | None = None) -> Any:
+            return self.real.peek(name, key)
 
     clock, flaky = Clock(), FlakyCache()
     serving = Serving(ModelStore(store_dir), flaky, ModelRoutes(retry_seconds=30.0), clock)

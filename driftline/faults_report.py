@@ -75,7 +75,9 @@ NOTES: Final = """\
   version, as their outputs say.
 - A JSON object that repeats a field is decoded with the last value.
 - A process killed between the registry's aliases rename and its history append leaves the
-  new champion without its history line (see the registry kill after the rename).
+  new champion without its history line until the key's next write or
+  `driftline models gc` appends it, marked recovered and dated when it was recovered
+  (see the registry kill after the rename).
 - A killed worker or monitor holds its partitions until its group session times out
   (`WORKER_SESSION_TIMEOUT_MS`, `MONITOR_SESSION_TIMEOUT_MS`: 45 s by default; 6 s in these
   tests), which bounds the recovery times above from below.

@@ -10,16 +10,22 @@
   the next one is above every existing, deleted (history) or half-deleted version.
 * ``champion`` and ``challenger`` live in aliases.json, replaced atomically, so a reader
   racing a promote resolves either the old or the new champion, both complete. Every alias
-  change and deletion is appended to history.jsonl with time, actor and reason.
+  change and deletion is appended to history.jsonl with time, actor and reason. The alias
+  file is replaced before its history line is appended; a writer killed in between leaves
+  a champion the history does not name, and the next writer of the key (or ``gc``) appends
+  the missing line first (:meth:`Registry.locked`), so rollbacks follow the real order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pandas as pd
 
@@ -46,6 +52,8 @@ from models.scratch import (
 from models.store import Loader, ModelStore
 from models.versions import VersionInfo, build_metadata, dumps, training_facts, verify_files
 
+RECOVERED: Final = "recovered: the champion alias changed without its history line"
+
 
 def default_actor() -> str:
     """Who performs registry actions: ``$DRIFTLINE_ACTOR`` or user@host."""
@@ -66,6 +74,27 @@ class Registry(ModelStore):
     ) -> None:
         super().__init__(root, loader)
         self.actor = actor or default_actor()
+
+    @contextlib.contextmanager
+    def locked(self, paths: KeyPaths) -> Iterator[None]:
+        """Hold the key's writer lock, first repairing a history line a killed writer lost."""
+        with super().locked(paths):
+            self._recover_history(paths)
+            yield
+
+    def _recover_history(self, paths: KeyPaths) -> None:
+        """Append the champion change a writer made without recording it (killed between
+        the aliases rename and the history append): a rollback when the alias points back
+        down the champion stack, else a promotion."""
+        champion = read_aliases(paths.aliases).champion
+        if champion is None:
+            return
+        stack = champion_stack(read_events(paths.history))
+        top = stack[-1] if stack else None
+        if champion == top:
+            return
+        action = "rollback" if champion in stack else "promote"
+        self._record(paths, action, champion, RECOVERED, previous=top)
 
     def register(
         self,
@@ -208,12 +237,13 @@ class Registry(ModelStore):
         return doomed
 
     def gc(self) -> list[Path]:
-        """Remove scratch left by crashed writers; return what was removed."""
+        """Remove scratch left by crashed writers (and restore the history line a killed
+        promotion lost); return what was removed."""
         removed: list[Path] = []
         for name in self.models():
             for key in self.layout.keys(name):
                 paths = self.layout.key_paths(name, key)
-                with self.locked(paths):
+                with self.locked(paths):  # also restores a lost history line
                     removed += collect_garbage(paths)
         for scratch in sorted(self.root.glob(".import-*")):
             if is_abandoned(scratch):

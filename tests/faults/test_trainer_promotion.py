@@ -40,6 +40,7 @@ from driftline.publish import demand_messages
 from events import RetrainRequest, codec_for, topics
 from events.settings import KafkaSettings
 from models.families import create
+from models.history import champion_stack
 from models.registry import Registry
 from models.versions import verify_files
 
@@ -301,7 +302,8 @@ def test_a_kill_inside_the_registry_promote_leaves_a_complete_champion(
         f"Registry promote killed ({point.replace('-', ' ')})",
         f"SIGKILL of a process promoting v2 over v1, {KILL_POINTS[point]}",
         "the champion is v1 or v2, complete and checksum-verified; a torn temporary file "
-        "is hidden and removed by gc; the store stays usable",
+        "is hidden and removed by gc, which also restores a lost history line; the store "
+        "stays usable",
         champion=champion or 0,
         history_events=len(events),
         temporary_files_left=len(leftovers),
@@ -309,4 +311,6 @@ def test_a_kill_inside_the_registry_promote_leaves_a_complete_champion(
     assert list(registry.paths("demand").root.glob(".*.tmp")) == []
     assert champion == {"before-rename": 1, "after-rename": 2, "after-history": 2}[point]
     assert loaded.info.version == champion
+    # the history names the champion: a line the kill lost was restored by gc
+    assert champion_stack(registry.history("demand")) == list(range(1, champion + 1))
     assert registry.promote("demand", 1, reason="usable after the crash").version == 1

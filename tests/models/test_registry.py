@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from models.base import FitReport, FloatArray, Model, Scores
-from models.registry import Registry
+from models.history import write_aliases
+from models.registry import RECOVERED, Registry
 from models.registry_errors import (
     AliasError,
     IntegrityError,
@@ -305,6 +306,43 @@ def test_rollback_skips_deleted_champions(registry: Registry) -> None:
     registry.delete("demand", 2, reason="cleanup")
 
     assert registry.rollback("demand", reason="bad").version == 1
+
+
+@pytest.mark.parametrize(
+    ("lost", "action", "rolled_back_to"),
+    [(3, "promote", 2), (1, "rollback", None)],
+    ids=["promotion", "rollback"],
+)
+def test_a_champion_change_without_its_history_line_is_recorded_by_the_next_writer(
+    registry: Registry, lost: int, action: str, rolled_back_to: int | None
+) -> None:
+    # A writer killed between the aliases rename and the history append left ``lost`` as
+    # champion with no line saying so.
+    register_scales(registry, "demand", [1.0, 2.0, 3.0])
+    registry.promote("demand", 2, reason="r2")
+    write_aliases(registry.paths("demand").aliases, lost, None)
+
+    registry.set_challenger("demand", None, reason="any write of the key")
+
+    recovered = registry.history("demand")[-2]
+    assert (recovered.action, recovered.version, recovered.previous) == (action, lost, 2)
+    assert recovered.reason == RECOVERED
+    if rolled_back_to is None:
+        with pytest.raises(AliasError, match="no previous champion"):
+            registry.rollback("demand")
+    else:  # the lost promotion is on the champion stack: rollback undoes it
+        assert registry.rollback("demand").version == rolled_back_to
+
+
+def test_gc_restores_a_lost_history_line(registry: Registry) -> None:
+    register_scales(registry, "demand", [1.0, 2.0])
+    write_aliases(registry.paths("demand").aliases, 2, None)
+
+    registry.gc()
+
+    assert [(e.action, e.version) for e in registry.history("demand")][-1] == ("promote", 2)
+    registry.gc()  # consistent now: nothing more is appended
+    assert len(registry.history("demand")) == 4
 
 
 def test_history_records_every_action(registry: Registry) -> None:

@@ -156,11 +156,14 @@ class Runner:
 
     def step(self) -> int:
         """Consume, score and commit one micro-batch; returns the records it processed."""
+        # Before consuming: a re-warm reads history up to the consumer's position, which
+        # must not yet include a batch that is still to be scored (its readings would be
+        # in state already, and be skipped as stale).
+        self._watch_updates()
         messages = self.consumer.consume(
             num_messages=self.settings.batch_max_records, timeout=self.settings.batch_max_wait_s
         )
         self.health.polled()
-        self._watch_updates()
         batch = self._valid(messages)
         if not batch:
             self._acknowledged(self.checkpoint.settle(self.consumer))

@@ -107,6 +107,8 @@ class GroupConsumer:
             self.callbacks[name](self, partitions)
             return []
         assert len(step) <= num_messages
+        for message in step:  # the application's position, as librdkafka keeps it
+            self.positions[message.partition()] = message.offset() + 1
         return list(step)
 
     def store_offsets(self, *args: Any, offsets: list[TopicPartition]) -> None:
@@ -434,6 +436,28 @@ def test_a_swap_needing_a_longer_window_rewarms_up_to_the_consumer_position() ->
     assert [kind for kind, _ in pipeline.calls] == ["warm", "warm", "forget", "warm", "warm"]
     rewarmed = [offset for _, batch in pipeline.calls[3:] for _, offset in batch]
     assert rewarmed == [5, 6, 7, 8]
+
+
+def test_a_swap_seen_with_a_batch_in_hand_rewarms_before_consuming_it() -> None:
+    # The re-warm reads history up to the consumer's position: the batch the same step
+    # consumes must not be in it, or its readings would be in state before they are scored.
+    tp = TopicPartition(TOPIC, 1)
+    consumer = GroupConsumer(
+        [("on_assign", [tp]), [Msg(1, 6), Msg(1, 7)], [Msg(1, 8), Msg(1, 9)]], committed={1: 6}
+    )
+    pipeline = RecordingPipeline()
+    pipeline.refresh = lambda name, key: True  # type: ignore[method-assign,assignment]
+    runner, _ = make_runner(consumer, pipeline, Reader({1: 12}), warmup_records=4)
+    runner.start()
+    runner.step()  # assignment: warmed up to the committed offset 6
+    assert runner.step() == 2  # 6 and 7 scored
+    del pipeline.calls[:]
+    runner.updates = FakeUpdates()  # type: ignore[assignment]
+    assert runner.step() == 2
+    assert [kind for kind, _ in pipeline.calls] == ["forget", "warm", "warm", "process"]
+    rewarmed = [offset for _, batch in pipeline.calls[1:3] for _, offset in batch]
+    assert rewarmed == [4, 5, 6, 7]
+    assert pipeline.calls[3] == ("process", [(1, 8), (1, 9)])
 
 
 def test_a_dead_updates_thread_stops_the_worker() -> None:

@@ -233,8 +233,10 @@ class AtLeastOnce:
 
     def revoke(self, consumer: ConsumerLike) -> None:
         """Partitions are leaving: settle, and commit what is stored now, not at the next tick."""
-        self.settle(consumer)
-        commit_stored(consumer)
+        try:
+            self.settle(consumer)
+        finally:
+            commit_stored(consumer)
 
     def forget(self, partitions: Collection[Partition]) -> None:
         """Partitions were lost (no clean revoke): their pending offsets are not stored; their

@@ -41,6 +41,7 @@ from worker.offsets import (
     Checkpoint,
     Deliveries,
     ExactlyOnce,
+    OffsetError,
     Outputs,
     TransactionAborted,
 )
@@ -131,8 +132,13 @@ class Runner:
             self.start()
             while not self._stop.is_set():
                 self.step()
-        finally:
-            self.close()
+        except BaseException:
+            try:
+                self.close()
+            except WorkerStopped as exc:  # the failure being raised matters more
+                log.error("%s", exc)
+            raise
+        self.close()
 
     def start(self) -> None:
         """Serve HTTP, follow model updates and join the group (partitions come later)."""
@@ -186,7 +192,12 @@ class Runner:
         return len(batch)
 
     def close(self) -> None:
-        """Commit what is acknowledged, leave the group, stop the helpers (best effort)."""
+        """Commit what is acknowledged, leave the group, stop the helpers.
+
+        Every step runs even when one fails. A failed final commit (outputs the broker did
+        not acknowledge) is raised afterwards, so the exit status says so; their offsets
+        were not stored and the readings are scored again after a restart.
+        """
         self.health.set_stopping()
         steps = (
             ("commit", lambda: self.checkpoint.close(self.consumer)),
@@ -195,13 +206,21 @@ class Runner:
             ("updates stop", self.updates.stop if self.updates else None),
             ("http stop", self.server.stop if self.server else None),
         )
+        unacknowledged: OffsetError | None = None
         for name, action in steps:
             if action is None:
                 continue
             try:
                 action()
+            except OffsetError as exc:
+                unacknowledged = exc
             except Exception:
                 log.exception("shutdown step %r failed", name)
+        if unacknowledged is not None:
+            raise WorkerStopped(
+                f"worker {self.settings.instance_id} stopped with outputs not acknowledged: "
+                f"{unacknowledged}"
+            ) from unacknowledged
         log.info("worker %s stopped", self.settings.instance_id)
 
     def _watch_updates(self) -> None:

@@ -460,6 +460,30 @@ def test_a_swap_seen_with_a_batch_in_hand_rewarms_before_consuming_it() -> None:
     assert pipeline.calls[3] == ("process", [(1, 8), (1, 9)])
 
 
+def test_outputs_unacknowledged_at_a_graceful_stop_fail_the_run() -> None:
+    consumer = GroupConsumer([[Msg(0, 0)]])
+    pipeline = RecordingPipeline()
+    runner, _ = make_runner(consumer, pipeline)
+    deliveries = Deliveries()
+
+    class Undelivered(Producer):
+        def flush(self, timeout: float = -1) -> int:
+            deliveries(KafkaError(KafkaError._MSG_TIMED_OUT), None)
+            return 0
+
+    runner.checkpoint = AtLeastOnce(Outputs(Undelivered(), deliveries, 1.0))
+    scored = pipeline.process
+
+    def stop_while_scoring(messages: Sequence[Any]) -> BatchResult:
+        runner.stop()  # SIGTERM arrives during the batch
+        return scored(messages)
+
+    pipeline.process = stop_while_scoring  # type: ignore[method-assign]
+    with pytest.raises(WorkerStopped, match="not acknowledged"):
+        runner.run()
+    assert consumer.stored == [] and consumer.closed  # nothing stored; every step ran
+
+
 def test_a_dead_updates_thread_stops_the_worker() -> None:
     consumer = GroupConsumer([[Msg(0, 0)]])
     runner, _ = make_runner(consumer, RecordingPipeline())

@@ -133,6 +133,11 @@ class StreamState:
         if entry is None:
             entry = self._entities[entity] = self._create(values, where)
         else:
+            last = entry.window.last_ns
+            if last is not None and ns <= last:
+                # refused, and changes nothing: not even the partition the entity is on
+                # (a replayed or older record on another partition must not move it there)
+                return None
             if entry.length < self.length or not entry.layout.known.issuperset(values):
                 self._regrow(entry, values)
             entry.where = where

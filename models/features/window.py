@@ -77,6 +77,12 @@ class EntityWindow:
         return np.concatenate((self._buffer[self._head :], self._buffer[: self._head]))
 
     @property
+    def last_ns(self) -> int | None:
+        """Nanoseconds since the epoch (UTC) of the newest reading held (None before the
+        first); a push at or before it is refused."""
+        return self._last_ns
+
+    @property
     def last_ts(self) -> pd.Timestamp | None:
         """UTC time of the newest reading held (None before the first)."""
         return None if self._last_ns is None else pd.Timestamp(self._last_ns, unit="ns", tz="UTC")

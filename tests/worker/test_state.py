@@ -146,6 +146,18 @@ def test_an_entity_is_forgotten_by_the_partition_it_was_last_seen_on() -> None:
     assert state.forget([("s", 2)]) == 1
 
 
+def test_a_refused_reading_does_not_move_its_entity_to_another_partition() -> None:
+    # Partition 0 is newly assigned while the entity lives on partition 1; the warm-up
+    # reads its older readings there (before the key moved): all refused, none moves it.
+    state = StreamState(3)
+    state.push_batch(["a", "a"], [{"x": 1.0}, {"x": 2.0}], [ns(2), ns(3)], [("s", 1)] * 2)
+    assert state.warm(["a"], [{"x": 0.5, "y": 1.0}], [ns(1)], [("s", 0)]) == 0
+    assert state.forget([("s", 0)]) == 0
+    window = state.window("a")
+    assert window is not None and window[0] == ("x",)  # a refused reading adds no metric
+    assert state.forget([("s", 1)]) == 1
+
+
 def test_growing_keeps_the_readings_held_and_still_refuses_replays() -> None:
     state = StreamState(3)
     state.push_batch(

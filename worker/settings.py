@@ -110,7 +110,12 @@ class WorkerSettings(BaseSettings):
         "(0 disables warm-up). 10 000 covers e.g. 100 entities x 100 readings per partition.",
     )
     warmup_timeout_s: float = Field(
-        30.0, gt=0, description="Longest read-back (s) per assignment; then scoring starts."
+        30.0,
+        gt=0,
+        description=(
+            "Longest read-back (s) per assignment; then scoring starts, and partitions not "
+            "read back by then start without history."
+        ),
     )
 
     # Models.

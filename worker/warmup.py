@@ -122,10 +122,11 @@ class HistoryReader:
         windows: Sequence[Window],
         sink: Callable[[list[KafkaMessage]], None],
         timeout_s: float,
-    ) -> tuple[int, int]:
-        """Feed every record of ``windows`` to ``sink``; (records read, windows unfinished)."""
+    ) -> tuple[int, list[tuple[str, int]]]:
+        """Feed every record of ``windows`` to ``sink``; the records read and the partitions
+        whose window was not read to its end (deadline or stop)."""
         if not windows:
-            return 0, 0
+            return 0, []
         consumer = self._reader()
         ends = {(w.topic, w.partition): w.end for w in windows}
         consumer.assign([TopicPartition(w.topic, w.partition, w.start) for w in windows])
@@ -140,7 +141,7 @@ class HistoryReader:
                 self._finish_by_position(consumer, ends)
         finally:
             consumer.unassign()
-        return total, len(ends)
+        return total, sorted(ends)
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -257,12 +258,17 @@ class Assignments:
         metrics.WARMUP_SECONDS.observe(elapsed)
         metrics.WARMUP_RECORDS.inc(total)
         if unfinished:
+            # A window read from its start and cut short holds the oldest readings only:
+            # windows built on it would hide a gap before the first live reading. Those
+            # entities start cold instead, as if there were no history.
+            self.pipeline.forget(unfinished)
             log.warning(
-                "%s: warm-up stopped after %.0f s with %d partition(s) incomplete; scoring "
-                "starts with partial history",
+                "%s: warm-up stopped after %.0f s with %d partition(s) incomplete (%s); "
+                "their entities start without history",
                 self.name,
                 elapsed,
-                unfinished,
+                len(unfinished),
+                ", ".join(f"{topic}[{partition}]" for topic, partition in unfinished),
             )
         if windows:
             log.info(

@@ -15,7 +15,7 @@ from worker.offsets import AtLeastOnce, Deliveries, Outputs, TransactionAborted
 from worker.records import BatchResult, OutRecord
 from worker.runner import Runner, WorkerStopped
 from worker.settings import WorkerSettings
-from worker.warmup import HistoryReader, Window, plan
+from worker.warmup import Assignments, HistoryReader, Window, plan
 
 TOPIC = "readings.sensor"
 
@@ -496,6 +496,34 @@ def test_a_dead_updates_thread_stops_the_worker() -> None:
 # --- warm-up planning and reading -----------------------------------------------------
 
 
+def test_a_warm_up_cut_short_leaves_the_partitions_it_did_not_finish_cold() -> None:
+    # Read from its start and stopped, a window holds only the oldest readings: scored
+    # windows would hide the gap before the first live reading.
+    stop = threading.Event()
+    reader = Reader({0: 2, 1: 40})
+    original = reader.consume
+
+    def consume_then_stop(num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        stop.set()  # SIGTERM during the read-back: partition 0's window is read whole
+        return original(num_messages, timeout)
+
+    reader.consume = consume_then_stop  # type: ignore[method-assign]
+    consumer = GroupConsumer([], committed={0: 2, 1: 40})
+    pipeline = RecordingPipeline(history=10)
+    assignments = Assignments(
+        pipeline,
+        AtLeastOnce(Outputs(Producer(), Deliveries(), 1.0)),
+        HistoryReader(lambda: reader, stop),
+        Health(60),
+        records=10,
+        timeout_s=60,
+        reset="earliest",
+    )
+    assignments.warm(consumer, [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)])
+    assert pipeline.calls[-1] == ("forget", [(TOPIC, 1)])
+    assert [kind for kind, _ in pipeline.calls[:-1]] == ["warm"] * (len(pipeline.calls) - 1)
+
+
 def test_plan_reads_back_a_bounded_window_ending_at_the_committed_offset() -> None:
     consumer = GroupConsumer([], committed={0: 500, 1: 3})
     windows = plan(consumer, [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)], 100, "earliest")
@@ -518,4 +546,4 @@ def test_history_reader_stops_at_each_window_end() -> None:
     )
     got = sorted((m.partition(), m.offset()) for chunk in chunks for m in chunk)
     assert got == [(0, 3), (0, 4), (0, 5), (0, 6), (0, 7), (1, 0), (1, 1)]
-    assert (total, unfinished) == (7, 0)
+    assert (total, unfinished) == (7, [])

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -85,9 +85,10 @@ class TransactionStuck(TransactionError):
 class TransactionAborted(OffsetError):
     """The batch's transaction was aborted and its partitions rewound to committed offsets."""
 
-    def __init__(self, message: str, partitions: Sequence[Partition]) -> None:
+    def __init__(self, message: str, offsets: Mapping[Partition, int]) -> None:
         super().__init__(message)
-        self.partitions = list(partitions)
+        self.offsets = dict(offsets)  # where each partition was rewound to
+        self.partitions = list(offsets)
 
 
 class ProducerLike(Protocol):
@@ -325,7 +326,9 @@ class ExactlyOnce:
                     raise
                 log.warning("commit_transaction attempt %d failed, retrying: %s", attempt, error)
 
-    def _abort(self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]) -> list[Partition]:
+    def _abort(
+        self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]
+    ) -> dict[Partition, int]:
         self.producer.abort_transaction(self.timeout_s)
         self.outputs.deliveries.take()
         metrics.TRANSACTIONS.labels("aborted").inc()
@@ -371,8 +374,8 @@ def next_offsets(messages: Sequence[KafkaMessage]) -> list[TopicPartition]:
 
 def rewind(
     consumer: ConsumerLike, messages: Sequence[KafkaMessage], timeout_s: float
-) -> list[Partition]:
-    """Seek the batch's partitions back to their committed offsets.
+) -> dict[Partition, int]:
+    """Seek the batch's partitions back to their committed offsets; the offsets sought.
 
     A partition that has no committed offset yet goes back to the batch's first offset of
     it, which is where consumption of it started.
@@ -385,10 +388,12 @@ def rewind(
         committed = consumer.committed(asked, timeout=timeout_s)
     except KafkaException as exc:
         raise TransactionError(f"cannot read committed offsets to rewind: {exc}") from exc
+    sought: dict[Partition, int] = {}
     for tp in committed:
         offset = tp.offset if tp.offset >= 0 else first[(tp.topic, tp.partition)]
         consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-    return list(first)
+        sought[(tp.topic, tp.partition)] = offset
+    return sought
 
 
 def commit_stored(consumer: ConsumerLike) -> None:

@@ -183,7 +183,7 @@ class Runner:
             settled += self.checkpoint.commit(self.consumer, batch)
         except TransactionAborted as exc:
             log.warning("%s; re-warming and consuming the batch again", exc)
-            self.assignments.rewarm(self.consumer, exc.partitions)
+            self.assignments.rewarm(self.consumer, exc.partitions, rewound=exc.offsets)
             return 0
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         metrics.record_result(result)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -75,15 +75,17 @@ def plan(
     *,
     to_position: bool = False,
     resume: dict[tuple[str, int], int] | None = None,
+    starts: Mapping[tuple[str, int], int] | None = None,
 ) -> list[Window]:
     """The read-back window of each partition (empty ones left out).
 
     Windows end at the committed offsets (a new assignment: consumption resumes there) or,
     ``to_position``, at the consumer's positions (re-warming partitions it is consuming,
-    whose last batches may not be committed yet). A partition without a committed offset
-    ends where ``reset`` says, as of now; ``resume`` gets that offset, so that consumption
-    can start exactly there (librdkafka would look "latest" up again later, and records
-    produced in between would be neither read back nor scored).
+    whose last batches may not be committed yet). A partition without either ends where
+    its consumption started, if ``starts`` knows it (it was assigned or rewound there);
+    else where ``reset`` says, as of now, and ``resume`` gets that offset, so that
+    consumption can start exactly there (librdkafka would look "latest" up again later,
+    and records produced in between would be neither read back nor scored).
     """
     if records <= 0 or not partitions:
         return []
@@ -96,10 +98,16 @@ def plan(
     windows = []
     for tp in ends:
         low, high = consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT_S)
-        # Without a committed offset, consumption starts where auto.offset.reset says.
-        end = tp.offset if tp.offset >= 0 else (low if reset == "earliest" else high)
-        if tp.offset < 0 and resume is not None:
-            resume[(tp.topic, tp.partition)] = end
+        where = (tp.topic, tp.partition)
+        known = None if starts is None else starts.get(where)
+        if tp.offset >= 0:
+            end = tp.offset
+        elif known is not None:
+            end = known
+        else:  # consumption starts where auto.offset.reset says
+            end = low if reset == "earliest" else high
+            if resume is not None:
+                resume[where] = end
         start = max(low, end - records)
         if end > start:
             windows.append(Window(tp.topic, tp.partition, start, end))
@@ -207,6 +215,9 @@ class Assignments:
         self.timeout_s = timeout_s
         self.reset = reset
         self.assigned: set[tuple[str, int]] = set()
+        # Where consumption of an assigned partition without a committed offset started:
+        # a re-warm before its first commit ends there, not at the reset watermark of then.
+        self._starts: dict[tuple[str, int], int] = {}
 
     def on_assign(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         if not partitions:  # a cooperative rebalance that gave this member nothing new
@@ -214,6 +225,7 @@ class Assignments:
         metrics.REBALANCES.labels("assign").inc()
         log.info("%s: assigned %s", self.name, _names(partitions))
         resume = self.warm(consumer, partitions)
+        self._starts.update(resume)
         for tp in partitions:
             tp.offset = resume.get((tp.topic, tp.partition), tp.offset)
         # Assigned here, not by the client after the callback: only this takes the offsets.
@@ -240,6 +252,7 @@ class Assignments:
         consumer: GroupConsumer,
         partitions: Sequence[TopicPartition],
         to_position: bool = False,
+        starts: Mapping[tuple[str, int], int] | None = None,
     ) -> dict[tuple[str, int], int]:
         """Read back history of ``partitions`` into the pipeline's state; where consumption
         of the partitions without a committed offset must start (see :func:`plan`)."""
@@ -249,7 +262,13 @@ class Assignments:
         resume: dict[tuple[str, int], int] = {}
         try:
             windows = plan(
-                consumer, partitions, needed, self.reset, to_position=to_position, resume=resume
+                consumer,
+                partitions,
+                needed,
+                self.reset,
+                to_position=to_position,
+                resume=resume,
+                starts=starts,
             )
             total, unfinished = self.reader.read(windows, self.pipeline.warm, self.timeout_s)
         finally:
@@ -285,18 +304,21 @@ class Assignments:
         consumer: GroupConsumer,
         partitions: Sequence[tuple[str, int]],
         to_position: bool = False,
+        rewound: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
         """Rebuild the state of ``partitions``: after an aborted transaction (up to the
-        committed offsets the consumer was rewound to) or when a swapped model needs a
-        longer window (``to_position``: up to where consumption stands)."""
+        offsets the consumer was ``rewound`` to) or when a swapped model needs a longer
+        window (``to_position``: up to where consumption stands)."""
         self.pipeline.forget(list(partitions))
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
-        self.warm(consumer, tps, to_position)
+        self.warm(consumer, tps, to_position, {**self._starts, **(rewound or {})})
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.pipeline.forget(pairs)
         self.assigned.difference_update(pairs)
+        for pair in pairs:
+            self._starts.pop(pair, None)
         metrics.forget_partitions(pairs)
         self._report()
 

@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, TopicPartition
 
 from worker import metrics
 from worker.http import Health
-from worker.offsets import AtLeastOnce, Deliveries, Outputs, TransactionAborted
+from worker.offsets import AtLeastOnce, Deliveries, Outputs, TransactionAborted, rewind
 from worker.records import BatchResult, OutRecord
 from worker.runner import Runner, WorkerStopped
 from worker.settings import WorkerSettings
@@ -384,12 +384,66 @@ def test_an_aborted_transaction_rebuilds_the_state_of_its_partitions() -> None:
     runner, _ = make_runner(consumer, pipeline, Reader({1: 4}), warmup_records=2)
 
     def abort(*args: Any) -> None:
-        raise TransactionAborted("aborted", [(TOPIC, 1)])
+        raise TransactionAborted("aborted", {(TOPIC, 1): 4})
 
     runner.checkpoint.commit = abort  # type: ignore[method-assign,assignment]
     assert runner.step() == 0
     assert [kind for kind, _ in pipeline.calls] == ["process", "forget", "warm"]
     assert pipeline.calls[-1] == ("warm", [(1, 2), (1, 3)])
+
+
+class GrowingTopic(GroupConsumer):
+    """A partition whose end moves as records arrive (reset=latest starts there)."""
+
+    high = 1_000
+
+    def get_watermark_offsets(self, tp: TopicPartition, **kwargs: Any) -> tuple[int, int]:
+        return (0, self.high)
+
+
+def test_an_abort_before_the_first_commit_rewarms_up_to_where_it_rewound() -> None:
+    # No committed offset and reset=latest: consumption started at 1000. The re-warm after
+    # the abort must end at the rewind point, not at the partition's end as of then, or
+    # the rewound batch would be in state before it is scored again.
+    consumer = GrowingTopic([("on_assign", [TopicPartition(TOPIC, 1)]), [Msg(1, 1000)]])
+    reader = Reader({1: 1_000})
+    pipeline = RecordingPipeline(history=4)
+    runner, _ = make_runner(
+        consumer, pipeline, reader, warmup_records=4, auto_offset_reset="latest"
+    )
+
+    def abort(consumer: Any, messages: Sequence[Any]) -> None:
+        raise TransactionAborted("aborted", rewind(consumer, messages, 1.0))
+
+    runner.checkpoint.commit = abort  # type: ignore[method-assign,assignment]
+    runner.start()
+    runner.step()  # assigned at the end of the partition, 1000
+    consumer.high = reader.history[1] = 1_001  # reading 1000 arrives
+    assert runner.step() == 0  # scored, aborted, rewound, re-warmed
+    assert consumer.seeks == [(TOPIC, 1, 1_000)]
+    kinds = [kind for kind, _ in pipeline.calls]
+    forget = len(kinds) - 1 - kinds[::-1].index("forget")
+    assert kinds[forget - 1] == "process" and set(kinds[forget + 1 :]) == {"warm"}
+    rewarmed = [offset for _, batch in pipeline.calls[forget + 1 :] for _, offset in batch]
+    assert rewarmed == [996, 997, 998, 999]
+
+
+def test_a_swap_before_the_first_batch_rewarms_up_to_where_consumption_started() -> None:
+    consumer = GrowingTopic([("on_assign", [TopicPartition(TOPIC, 1)]), [Msg(1, 1000)]])
+    reader = Reader({1: 1_000})
+    pipeline = RecordingPipeline(history=4)
+    pipeline.refresh = lambda name, key: True  # type: ignore[method-assign,assignment]
+    runner, _ = make_runner(
+        consumer, pipeline, reader, warmup_records=4, auto_offset_reset="latest"
+    )
+    runner.start()
+    runner.step()  # assigned at 1000; nothing consumed yet, so no position
+    consumer.high = reader.history[1] = 1_001
+    runner.updates = FakeUpdates()  # type: ignore[assignment]
+    assert runner.step() == 1
+    warmed = [offset for kind, batch in pipeline.calls if kind == "warm" for _, offset in batch]
+    assert max(warmed) == 999
+    assert pipeline.calls[-1] == ("process", [(1, 1000)])
 
 
 class FakeUpdates:

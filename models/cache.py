@@ -23,7 +23,6 @@ store's ``challenger`` alias no longer names them (the trainer rejected or promo
 from __future__ import annotations
 
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,9 +34,6 @@ from models.versions import LoadedModel
 
 CacheKey = tuple[str, str | None]
 Warmup = Callable[[LoadedModel], object]
-# Loads are serialised per stripe rather than per key: bounded memory for thousands of keys,
-# and with a handful of loader threads two keys rarely share one of 64 stripes.
-LOAD_STRIPES = 64
 
 
 @dataclass
@@ -75,14 +71,16 @@ class ModelCache:
         self._challengers: dict[CacheKey, LoadedModel] = {}
         self._bytes = 0
         self._lock = threading.Lock()
-        self._stripes = [threading.Lock() for _ in range(LOAD_STRIPES)]
+        # Loads are serialised per model key: a slow load of one key (a promotion's, on the
+        # updates thread) never holds up a load of another (a cache miss on the hot path).
+        self._load_locks: dict[CacheKey, threading.Lock] = {}
 
     def get(self, name: str, key: str | None = None) -> LoadedModel:
         """The cached model, else the champion loaded (verified and warmed) from the store."""
         entry = self._lookup((name, key), count=True)
         if entry is not None:
             return entry
-        with self._stripe((name, key)):
+        with self._load_lock((name, key)):
             entry = self._lookup((name, key), count=False)  # loaded while we waited
             if entry is not None:
                 return entry
@@ -106,7 +104,7 @@ class ModelCache:
         ``load_if_absent`` is False (a later ``get`` loads the champion lazily). Raises the
         load, integrity or warm-up error and keeps serving the old entry if the new one fails.
         """
-        with self._stripe((name, key)):
+        with self._load_lock((name, key)):
             current = self.peek(name, key)
             if current is None and not load_if_absent:
                 return None
@@ -182,6 +180,14 @@ class ModelCache:
                 sync.changed[(name, key)] = None
         return sync
 
+    def wait_for_loads(self) -> None:
+        """Return once every load or swap under way when called has finished."""
+        with self._lock:
+            locks = list(self._load_locks.values())
+        for lock in locks:
+            with lock:
+                pass
+
     def peek(self, name: str, key: str | None = None) -> LoadedModel | None:
         """The cached entry without loading or touching its LRU position."""
         with self._lock:
@@ -234,11 +240,9 @@ class ModelCache:
                 self._bytes -= evicted.info.size_bytes
                 self.stats.evictions += 1
 
-    def _stripe(self, cache_key: CacheKey) -> threading.Lock:
-        name, key = cache_key
-        # crc32 rather than hash(): stable across runs, so behaviour is reproducible.
-        digest = zlib.crc32(f"{name}\0{key}".encode())
-        return self._stripes[digest % LOAD_STRIPES]
+    def _load_lock(self, cache_key: CacheKey) -> threading.Lock:
+        with self._lock:
+            return self._load_locks.setdefault(cache_key, threading.Lock())
 
     @staticmethod
     def _warm(loaded: LoadedModel, warmup: Warmup | None) -> None:

@@ -76,6 +76,8 @@ class SwapCache(Protocol):
 
     def sync_challengers(self, keys: Iterable[ModelKey] = ...) -> ChallengerSync: ...
 
+    def wait_for_loads(self) -> None: ...
+
     def served(self) -> dict[ModelKey, int]: ...
 
 
@@ -219,8 +221,10 @@ class ModelUpdates:
         A model loaded (preloaded, or by the first batches) before the watermarks were read
         serves the champion of its load: a promotion announced in between sits on no offset
         this thread reads. The store says who the champion is now; later promotions are on
-        the topic.
+        the topic. A load still under way may have read the champion before the position
+        was taken: it is waited for, so that it is compared too.
         """
+        self.cache.wait_for_loads()
         for name, key in list(self.cache.served()):
             before = self.cache.peek(name, key)
             try:

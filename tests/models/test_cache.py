@@ -148,6 +148,52 @@ def test_swap_serves_the_new_version_after_warming_it(registry: Registry) -> Non
     assert cache.bytes_used == MODEL_BYTES
 
 
+def test_a_swap_warming_one_key_does_not_hold_up_a_load_of_another(registry: Registry) -> None:
+    register(registry, "P-1", 1.0)
+    register(registry, "P-2", 2.0)
+    cache = ModelCache(registry, budget_bytes=10 * MODEL_BYTES)
+    cache.get("demand", "P-1")
+    register(registry, "P-1", 5.0)
+    registry.promote("demand", 2, "P-1", reason="better")
+    warming, release = threading.Event(), threading.Event()
+
+    def slow_warm(candidate: LoadedModel) -> None:
+        warming.set()
+        assert release.wait(10)
+
+    swap = threading.Thread(target=cache.swap, args=("demand", "P-1"), kwargs={"warmup": slow_warm})
+    swap.start()
+    try:
+        assert warming.wait(10)
+        assert predict(cache.get("demand", "P-2")) == 2.0  # loaded while P-1 still warms
+    finally:
+        release.set()
+        swap.join(10)
+    assert cache.served() == {("demand", "P-1"): 2, ("demand", "P-2"): 1}
+
+
+def test_wait_for_loads_returns_after_the_loads_under_way(registry: Registry) -> None:
+    register(registry, "P-1", 1.0)
+    warming, release = threading.Event(), threading.Event()
+
+    def slow_warm(candidate: LoadedModel) -> None:
+        warming.set()
+        assert release.wait(10)
+
+    cache = ModelCache(registry, budget_bytes=10 * MODEL_BYTES, warmup=slow_warm)
+    load = threading.Thread(target=cache.get, args=("demand", "P-1"))
+    load.start()
+    assert warming.wait(10)
+    waited = threading.Thread(target=cache.wait_for_loads)
+    waited.start()
+    waited.join(0.2)
+    assert waited.is_alive()  # the load is still warming
+    release.set()
+    waited.join(10)
+    load.join(10)
+    assert not waited.is_alive() and cache.served() == {("demand", "P-1"): 1}
+
+
 def test_swap_to_a_corrupt_version_keeps_the_old_one_serving(registry: Registry) -> None:
     register(registry, "P-1", 1.0)
     register(registry, "P-1", 5.0)

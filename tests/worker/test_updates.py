@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -265,6 +266,51 @@ def test_a_promotion_before_the_thread_is_positioned_is_caught_up(
     updates.start()
     try:
         assert updates.positioned.wait(DEADLINE_S)
+        assert served(cache) == (2, 2.0)
+        assert updates.refreshes() == [("demand", "p-1")]
+    finally:
+        updates.stop()
+    assert updates.error is None
+
+
+def test_a_load_under_way_while_the_thread_positions_is_caught_up(
+    kafka_settings: KafkaSettings, unique_topic: Any, scale_registry: Registry
+) -> None:
+    # The first batch loads v1; v2 is promoted (announced below the offsets this instance
+    # will read) before that load is installed and after the topic's end was read.
+    registry = scale_registry
+    for scale in (1.0, 2.0):
+        registry.register(ScaleModel({"scale": scale}), "demand", "p-1")
+    warming, positioned_consumer = threading.Event(), threading.Event()
+
+    def warm(loaded: LoadedModel) -> None:
+        warming.set()
+        if loaded.version == 1:
+            assert positioned_consumer.wait(DEADLINE_S)
+
+    cache = ModelCache(registry, budget_bytes=10_000_000, warmup=warm)
+    settings = WorkerSettings(instance_id=f"t-{uuid.uuid4().hex[:6]}")
+
+    class PositionedConsumer(Consumer):  # type: ignore[misc]
+        def assign(self, partitions: list[Any]) -> None:
+            super().assign(partitions)
+            positioned_consumer.set()  # the watermarks are read: catching up comes next
+
+    updates = ModelUpdates(
+        unique_topic("model-updates"),
+        cache,
+        lambda: PositionedConsumer(settings.reader_config(kafka_settings, "updates")),
+        lambda alert: None,
+        settings.instance_id,
+    )
+    first_batch = threading.Thread(target=cache.get, args=("demand", "p-1"))
+    first_batch.start()
+    assert warming.wait(DEADLINE_S)
+    registry.promote("demand", 2, "p-1")
+    updates.start()
+    try:
+        assert updates.positioned.wait(DEADLINE_S)
+        first_batch.join(DEADLINE_S)
         assert served(cache) == (2, 2.0)
         assert updates.refreshes() == [("demand", "p-1")]
     finally:

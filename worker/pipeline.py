@@ -10,6 +10,7 @@
 * ``history_needed``: readings per entity the served models' windows need.
 * ``refresh``: after a ``model.updates`` swap, serve the named key; True when the state
   must be read back again (``forget`` + ``warm``) because a window grew.
+* ``relist``: once model updates are followed, serve keys first promoted before that.
 
 State only moves forward: a reading is scored once, when it is newer than its entity's
 last one. To score a batch again after its outputs were lost (an aborted transaction),
@@ -32,7 +33,7 @@ from worker.demand import DemandStream
 from worker.emit import Emitter
 from worker.intake import Intake
 from worker.records import BatchResult
-from worker.routes import STREAMS, ModelRoutes, StreamTopics
+from worker.routes import STREAMS, ModelRoutes, StreamKind, StreamTopics
 from worker.sensors import SensorStream
 from worker.serving import ModelSource, Serving
 
@@ -102,6 +103,15 @@ class ScoringPipeline:
         if stream is None:  # a model this pipeline does not serve
             return False
         self.serving.refresh(name, key)
+        return self._short_of_history(stream)
+
+    def relist(self) -> bool:
+        """Serve the keys whose first champion came before model updates were followed;
+        True when their windows are longer than the state holds (as for ``refresh``)."""
+        self.serving.relist()
+        return any(self._short_of_history(stream) for stream in STREAMS)
+
+    def _short_of_history(self, stream: StreamKind) -> bool:
         held = self.sensor.state.length if stream == "sensor" else self.demand.state.length
         return self.serving.needed(stream) > held
 

@@ -115,6 +115,10 @@ class Runner:
             name=settings.instance_id,
         )
         self._refresh = getattr(pipeline, "refresh", None)
+        # Keys first promoted before the updates thread was positioned have no update that
+        # announces them: the pipeline lists the keys again once, when it is positioned.
+        self._relist = getattr(pipeline, "relist", None)
+        self._relisted = False
         if updates is None:
             health.set_models_ready(True)
 
@@ -235,6 +239,9 @@ class Runner:
         for name, key in self.updates.refreshes():
             # True: the new model needs a longer window than the state holds.
             rewarm = bool(self._refresh(name, key)) or rewarm
+        if self._relist is not None and not self._relisted and self.updates.positioned.is_set():
+            self._relisted = True
+            rewarm = bool(self._relist()) or rewarm
         if rewarm and self.assignments.assigned:
             log.info("a swapped model needs more history; re-warming the assigned partitions")
             self.assignments.rewarm(self.consumer, sorted(self.assignments.assigned), True)

@@ -176,6 +176,15 @@ class Serving:
         except ModelError as exc:
             log.debug("%s: no window length from metadata: %s", _label(model_key), exc)
 
+    def relist(self) -> None:
+        """Look the keys of every model up again, for keys whose first champion came after
+        they were listed and before model updates were followed (no update announces it)."""
+        for name in self.routes.names:
+            known = self._keys.setdefault(name, set())
+            for key in self._list_keys(name) - known:
+                known.add(key)
+                self._prime(name, key)
+
     # -- fallbacks -----------------------------------------------------------------------
     def anomaly_fallback(self, metrics: tuple[str, ...]) -> Served:
         """Robust z-score over ``metrics``: needs no training data."""

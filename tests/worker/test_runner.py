@@ -450,6 +450,7 @@ class FakeUpdates:
     def __init__(self, alive: bool = True) -> None:
         self.ready = threading.Event()
         self.ready.set()
+        self.positioned = threading.Event()
         self.alive = alive
         self.error = None
 
@@ -536,6 +537,21 @@ def test_outputs_unacknowledged_at_a_graceful_stop_fail_the_run() -> None:
     with pytest.raises(WorkerStopped, match="not acknowledged"):
         runner.run()
     assert consumer.stored == [] and consumer.closed  # nothing stored; every step ran
+
+
+def test_the_model_keys_are_listed_again_once_when_the_updates_are_positioned() -> None:
+    consumer = GroupConsumer([[], [], []])
+    pipeline = RecordingPipeline()
+    relisted: list[bool] = []
+    pipeline.relist = lambda: relisted.append(True) or False  # type: ignore[attr-defined]
+    runner, _ = make_runner(consumer, pipeline)
+    runner.updates = updates = FakeUpdates()  # type: ignore[assignment]
+    runner.step()
+    assert relisted == []  # not positioned yet: a promotion may still be missed
+    updates.positioned.set()
+    runner.step()
+    runner.step()
+    assert relisted == [True]
 
 
 def test_a_dead_updates_thread_stops_the_worker() -> None:

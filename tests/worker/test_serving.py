@@ -94,6 +94,21 @@ def test_a_refresh_notes_the_window_of_the_version_served_not_the_registrys_late
     assert pipeline.history_needed(SENSOR) == 96
 
 
+def test_a_key_first_promoted_after_listing_serves_once_the_keys_are_listed_again(
+    store_dir: Path, registry: Registry, worker_data: Any
+) -> None:
+    store = ModelStore(store_dir)
+    cache = ModelCache(store, worker_data.CACHE_BYTES)
+    pipeline = ScoringPipeline(store, cache)
+    assert "product-009" not in pipeline.serving.keys("demand")
+    history = worker_data.products()
+    worker_data.train(registry, "demand", worker_data.DEMAND_PARAMS, history, key="product-009")
+    assert pipeline.serving.champion("demand", "product-009") is None  # not listed yet
+    assert pipeline.relist() is False  # the demand window is no longer than the state's
+    served = pipeline.serving.champion("demand", "product-009")
+    assert served is not None and served.version == 1
+
+
 def test_a_model_failing_on_a_batch_falls_back_for_that_batch(
     pipeline: ScoringPipeline,
     cache: ModelCache,

@@ -8,7 +8,9 @@ committed offset - with a separate consumer outside the group (``assign()``, nev
 committing) and feeds it to ``pipeline.warm``. This runs inside the rebalance callback,
 i.e. inside ``consume()``, so no batch can reach the pipeline before its partitions are
 warm. The read-back is bounded in records and in seconds (``warmup_timeout_s``); past the
-deadline scoring starts with whatever state was rebuilt, and a warning says so.
+deadline scoring starts, the entities of partitions not read back to the end start without
+history (a window read from its start and cut short would hide a gap), and a warning says
+so.
 
 On revocation the outputs in flight are acknowledged and the stored offsets committed
 before the partitions move (so their next owner starts where this one stopped), then the

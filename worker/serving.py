@@ -165,16 +165,7 @@ class Serving:
         self._keys.setdefault(name, set()).add(key)
         self._blocked.pop(model_key, None)
         self._facts.pop(model_key, None)
-        loaded = self._cache.peek(name, key)
-        if loaded is None:
-            self._prime(name, key)
-            return
-        # The version the cache swapped in serves, even when the registry has moved on
-        # since (a rollback whose own update is still to come): note its window.
-        try:
-            self._note_model(name, _read_facts(loaded.version, loaded.info.metadata))
-        except ModelError as exc:
-            log.debug("%s: no window length from metadata: %s", _label(model_key), exc)
+        self._prime(name, key)
 
     def relist(self) -> None:
         """Look the keys of every model up again, for keys whose first champion came after
@@ -245,9 +236,14 @@ class Serving:
             return set()
 
     def _prime(self, name: str, key: str | None) -> None:
-        """Note the window the champion of ``name``/``key`` needs, from its metadata only."""
+        """Note the window the version serving ``name``/``key`` needs, from its metadata only.
+
+        That is the cached version when there is one, even when the registry has moved on
+        since (a rollback whose own update is still to come), else the store's champion.
+        """
         try:
-            info = self._store.info(name, key)
+            loaded = self._cache.peek(name, key)
+            info = self._store.info(name, key) if loaded is None else loaded.info
             facts = _read_facts(info.version, info.metadata)
         except (ModelError, OSError) as exc:
             log.debug("%s: no window length from metadata: %s", _label((name, key)), exc)

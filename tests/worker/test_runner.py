@@ -78,6 +78,11 @@ class RecordingPipeline:
         self.calls.append(("refresh", [(name, key)]))
 
 
+def warmed_offsets(calls: Sequence[tuple[str, list[Any]]]) -> list[int]:
+    """Offsets of the records fed to ``pipeline.warm`` in ``calls``, in order."""
+    return [offset for kind, batch in calls if kind == "warm" for _, offset in batch]
+
+
 class GroupConsumer:
     """Returns scripted batches; a script step may first run a rebalance callback."""
 
@@ -346,7 +351,7 @@ def test_assignment_warms_state_before_the_first_batch() -> None:
     assert reader.assigned == [(0, 6)]  # committed 10 - 4 records
     kinds = [kind for kind, _ in pipeline.calls]
     assert kinds[: kinds.index("process")] == ["warm", "warm"]
-    warmed = [offset for kind, batch in pipeline.calls if kind == "warm" for _, offset in batch]
+    warmed = warmed_offsets(pipeline.calls)
     assert warmed == [6, 7, 8, 9]
     assert runner.health.readiness()[1]["assigned_partitions"] == 1
 
@@ -424,7 +429,7 @@ def test_an_abort_before_the_first_commit_rewarms_up_to_where_it_rewound() -> No
     kinds = [kind for kind, _ in pipeline.calls]
     forget = len(kinds) - 1 - kinds[::-1].index("forget")
     assert kinds[forget - 1] == "process" and set(kinds[forget + 1 :]) == {"warm"}
-    rewarmed = [offset for _, batch in pipeline.calls[forget + 1 :] for _, offset in batch]
+    rewarmed = warmed_offsets(pipeline.calls[forget + 1 :])
     assert rewarmed == [996, 997, 998, 999]
 
 
@@ -441,7 +446,7 @@ def test_a_swap_before_the_first_batch_rewarms_up_to_where_consumption_started()
     consumer.high = reader.history[1] = 1_001
     runner.updates = FakeUpdates()  # type: ignore[assignment]
     assert runner.step() == 1
-    warmed = [offset for kind, batch in pipeline.calls if kind == "warm" for _, offset in batch]
+    warmed = warmed_offsets(pipeline.calls)
     assert max(warmed) == 999
     assert pipeline.calls[-1] == ("process", [(1, 1000)])
 
@@ -489,7 +494,7 @@ def test_a_swap_needing_a_longer_window_rewarms_up_to_the_consumer_position() ->
     runner.updates = FakeUpdates()  # type: ignore[assignment]
     runner.step()
     assert [kind for kind, _ in pipeline.calls] == ["warm", "warm", "forget", "warm", "warm"]
-    rewarmed = [offset for _, batch in pipeline.calls[3:] for _, offset in batch]
+    rewarmed = warmed_offsets(pipeline.calls[3:])
     assert rewarmed == [5, 6, 7, 8]
 
 
@@ -510,7 +515,7 @@ def test_a_swap_seen_with_a_batch_in_hand_rewarms_before_consuming_it() -> None:
     runner.updates = FakeUpdates()  # type: ignore[assignment]
     assert runner.step() == 2
     assert [kind for kind, _ in pipeline.calls] == ["forget", "warm", "warm", "process"]
-    rewarmed = [offset for _, batch in pipeline.calls[1:3] for _, offset in batch]
+    rewarmed = warmed_offsets(pipeline.calls[1:3])
     assert rewarmed == [4, 5, 6, 7]
     assert pipeline.calls[3] == ("process", [(1, 8), (1, 9)])
 

@@ -83,8 +83,14 @@ MODEL_VERSION = Gauge(PREFIX + "model_version", "Model version in service.", ["m
 CACHE_BYTES = Gauge(PREFIX + "model_cache_bytes", "Bytes of models held by the cache.")
 MODEL_SWAPS = Counter(
     PREFIX + "model_swaps_total",
-    "Hot swaps triggered by model.updates, by outcome (swapped, failed, not_cached).",
+    "Hot swaps triggered by model.updates, by outcome (swapped, failed, not_cached, "
+    "challenger, preload_failed, invalid).",
     ["model", "outcome"],
+)
+UPDATES_ERRORS = Counter(
+    PREFIX + "model_updates_errors_total",
+    "Error events polling model.updates, by reason (librdkafka's error name).",
+    ["reason"],
 )
 REBALANCES = Counter(
     PREFIX + "rebalances_total", "Partition assignment changes, by event.", ["event"]

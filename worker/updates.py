@@ -13,15 +13,24 @@ swaps atomically. Keys this instance has not loaded are left alone (``load_if_ab
 with a model per product, loading every promoted key into every instance would fill the
 cache with models it never serves. A failed load (integrity error, unknown family, broken
 files) keeps the old version serving, is logged and counted, and publishes an ``Alert`` of
-type ``model``. In every case the pipeline is told (``refresh(model, key)``, when it has
-that method) - on the consume thread, between batches, so that the pipeline never needs to
-be thread-safe.
+type ``model``; the key is then tried again, against the store's champion of that moment
+(a rollback may have followed), after ``RETRY_S`` and twice as long after each failure up
+to ``MAX_RETRY_S``: a store that was briefly unreadable does not leave the instance on the
+old version until the next update. In every case the pipeline is told
+(``refresh(model, key)``, when it has that method) - on the consume thread, between
+batches, so that the pipeline never needs to be thread-safe.
 
 Shadow mode: a ``challenger`` update swaps no champion; it loads the version the store's
 ``challenger`` alias names beside the champion (``cache.sync_challengers``), and the
 pipeline scores with both. The trainer announces the end of a shadow run only when it
 promotes; a rejection just clears the alias, so the thread reads the aliases of the loaded
-challengers again every ``challenger_check_s`` and drops the ones no longer named.
+challengers again every ``challenger_check_s`` and drops the ones no longer named. A
+challenger that failed to load is tried again at those checks, with the same growing delays.
+
+Polling errors are counted (``model_updates_errors_total``) and logged at most once a minute
+per kind; a fatal one stops the thread, and the runner stops the worker. Partitions added to
+the topic while the instance runs are found every ``PARTITION_CHECK_S`` and read from their
+start: everything on them is newer than the position taken at start.
 """
 
 from __future__ import annotations
@@ -31,10 +40,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from events import Alert, ContractError, ModelUpdate, codec_for, derive_id, topics
 from events.dlq import SourceRecord
@@ -48,8 +58,15 @@ log = logging.getLogger(__name__)
 POLL_S: Final = 0.5
 # Metadata and watermark requests at start; retried until the topic exists.
 REQUEST_TIMEOUT_S: Final = 10.0
-# How long to wait before looking for a missing updates topic again.
+# How long to wait before looking for a missing updates topic again, and the first delay
+# before a failed swap or challenger load is tried again; each failure doubles it up to
+# MAX_RETRY_S.
 RETRY_S: Final = 5.0
+MAX_RETRY_S: Final = 300.0
+# How often the updates topic is described again for partitions added while running.
+PARTITION_CHECK_S: Final = 60.0
+# A polling error of one kind is logged at most this often (every one is counted).
+ERROR_LOG_S: Final = 60.0
 # Alert.message holds at most 1024 characters (events.fields.MAX_TEXT_LENGTH).
 MAX_ALERT_TEXT: Final = 1024
 STOP_TIMEOUT_S: Final = 10.0
@@ -84,6 +101,35 @@ class SwapCache(Protocol):
 AlertSink = Callable[[Alert], None]
 
 
+@dataclass
+class Retries:
+    """Model keys whose last load failed, and when each is due to be tried again.
+
+    The first delay is ``first_s``; every further failure of the key doubles it, up to
+    ``max_s``. A success forgets the key.
+    """
+
+    first_s: float = RETRY_S
+    max_s: float = MAX_RETRY_S
+    _due: dict[ModelKey, tuple[float, float]] = field(default_factory=dict)
+
+    def failed(self, model_key: ModelKey, now: float, *, again: bool = True) -> float:
+        """Note a failure (``again=False``: a new cause, start over); returns the delay."""
+        previous = self._due.get(model_key) if again else None
+        delay = self.first_s if previous is None else min(previous[1] * 2, self.max_s)
+        self._due[model_key] = (now + delay, delay)
+        return delay
+
+    def succeeded(self, model_key: ModelKey) -> None:
+        self._due.pop(model_key, None)
+
+    def due(self, now: float) -> list[ModelKey]:
+        return [model_key for model_key, (at, _) in self._due.items() if at <= now]
+
+    def keys(self) -> list[ModelKey]:
+        return list(self._due)
+
+
 class ModelUpdates:
     """Consumes ``model.updates`` on its own thread and applies each update to the cache."""
 
@@ -111,6 +157,12 @@ class ModelUpdates:
         self._make_consumer = make_consumer
         self._publish_alert = publish_alert
         self._refreshes: queue.SimpleQueue[ModelKey] = queue.SimpleQueue()
+        # Swaps and challenger loads that failed, to be tried again.
+        self.retries = Retries()
+        self.challenger_retries = Retries()
+        self._assigned: set[int] = set()
+        self._next_partition_check = 0.0
+        self._error_logged: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-updates", daemon=True)
         self.error: Exception | None = None
@@ -155,9 +207,18 @@ class ModelUpdates:
         except Exception as exc:  # any failure keeps the old version; never kill the thread
             old = self.cache.peek(update.model, update.key)
             serving = f"v{old.version} keeps serving" if old else "nothing cached"
-            log.error("%s: swap to v%d failed (%s): %s", label, update.version, serving, exc)
+            delay = self.retries.failed((update.model, update.key), time.monotonic(), again=False)
+            log.error(
+                "%s: swap to v%d failed (%s; trying the champion again in %.0f s): %s",
+                label,
+                update.version,
+                serving,
+                delay,
+                exc,
+            )
             self._publish_alert(model_alert(update, source, exc, self.instance_id, serving))
             return "failed"
+        self.retries.succeeded((update.model, update.key))
         if loaded is None:
             return "not_cached"
         metrics.record_versions({(update.model, update.key): loaded.version})
@@ -165,12 +226,23 @@ class ModelUpdates:
         return "swapped"
 
     def _sync(self, keys: Sequence[ModelKey]) -> bool:
-        """Load or drop challengers as the store's aliases say; False if any load failed."""
+        """Load or drop challengers as the store's aliases say; False if any load failed.
+
+        Keys that fail are tried again at a later check (``challenger_retries``).
+        """
+        now = time.monotonic()
         try:
             sync = self.cache.sync_challengers(keys)
-        except Exception:  # the store is unreadable: try again at the next check
+        except Exception:  # the store is unreadable: try again at a later check
             log.exception("cannot read the challenger aliases")
+            for model_key in keys:
+                self.challenger_retries.failed(model_key, now)
             return False
+        for model_key in keys:
+            if model_key not in sync.failed:
+                self.challenger_retries.succeeded(model_key)
+        for model_key in sync.failed:
+            self.challenger_retries.failed(model_key, now)
         for (name, key), version in sync.changed.items():
             label = _label(name, key)
             if version is None:
@@ -187,13 +259,13 @@ class ModelUpdates:
             consumer = self._make_consumer()
             self._position(consumer)
             while not self._stop.is_set():
-                if not self.ready.is_set() and time.monotonic() >= self._next_preload:
-                    self._preload()
-                if time.monotonic() >= self._next_challenger_check:
-                    self._next_challenger_check = time.monotonic() + self.challenger_check_s
-                    self._sync(())
+                self._housekeeping(consumer, time.monotonic())
                 message = consumer.poll(POLL_S)
-                if message is not None and message.error() is None:
+                if message is None:
+                    continue
+                if message.error() is not None:
+                    self._poll_error(message.error())
+                else:
                     self._handle(message)
         except Exception as exc:  # the runner sees the dead thread and stops the worker
             self.error = exc
@@ -201,6 +273,32 @@ class ModelUpdates:
         finally:
             if consumer is not None:
                 consumer.close()
+
+    def _housekeeping(self, consumer: Any, now: float) -> None:
+        """Between polls: preloads, challenger checks, retries and new partitions, when due."""
+        if not self.ready.is_set() and now >= self._next_preload:
+            self._preload()
+        if now >= self._next_challenger_check:
+            self._next_challenger_check = now + self.challenger_check_s
+            self._sync(self.challenger_retries.due(now))
+        self.retry_swaps(now)
+        if self.positioned.is_set() and now >= self._next_partition_check:
+            self._next_partition_check = now + PARTITION_CHECK_S
+            self._assign_new_partitions(consumer)
+
+    def retry_swaps(self, now: float) -> None:
+        """Serve the store's champion of every key whose swap failed and is due again."""
+        for model_key in self.retries.due(now):
+            self._serve_champion(model_key, "after a failed swap", now)
+
+    def _poll_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        metrics.UPDATES_ERRORS.labels(error.name()).inc()
+        now = time.monotonic()
+        if now >= self._error_logged.get(error.name(), 0.0):
+            self._error_logged[error.name()] = now + ERROR_LOG_S
+            log.warning("polling %s: %s (logged at most once a minute)", self.topic, error)
 
     def _position(self, consumer: Any) -> None:
         partitions = self._partitions(consumer)
@@ -212,8 +310,27 @@ class ModelUpdates:
             _, high = consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT_S)
             assignment.append(TopicPartition(self.topic, partition, high))
         consumer.assign(assignment)
+        self._assigned = set(partitions)
+        self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
         self._catch_up()
         self.positioned.set()
+
+    def _assign_new_partitions(self, consumer: Any) -> None:
+        """Read partitions added to the topic since it was positioned, from their start."""
+        try:
+            described = consumer.list_topics(self.topic, timeout=POLL_S).topics.get(self.topic)
+        except KafkaException as exc:  # the broker is away: the next check asks again
+            log.debug("cannot describe %s: %s", self.topic, exc)
+            return
+        if described is None or described.error is not None:
+            return
+        added = sorted(set(described.partitions) - self._assigned)
+        if added:
+            consumer.incremental_assign(
+                [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in added]
+            )
+            self._assigned.update(added)
+            log.info("%s: reading partitions %s added since start", self.topic, added)
 
     def _catch_up(self) -> None:
         """Serve the store's champion of every model loaded before the position was taken.
@@ -225,22 +342,32 @@ class ModelUpdates:
         was taken: it is waited for, so that it is compared too.
         """
         self.cache.wait_for_loads()
-        for name, key in list(self.cache.served()):
-            before = self.cache.peek(name, key)
-            try:
-                loaded = self.cache.swap(name, key, None, load_if_absent=False)
-            except Exception as exc:  # the old version keeps serving, as for a failed update
-                log.error("%s: cannot load the current champion: %s", _label(name, key), exc)
-                metrics.MODEL_SWAPS.labels(name, "failed").inc()
-                continue
-            if loaded is None or before is None or loaded.version == before.version:
-                continue
-            metrics.MODEL_SWAPS.labels(name, "swapped").inc()
-            metrics.record_versions({(name, key): loaded.version})
-            log.info(
-                "%s: now serving v%d (promoted during start-up)", _label(name, key), loaded.version
+        for model_key in list(self.cache.served()):
+            self._serve_champion(model_key, "promoted during start-up", time.monotonic())
+
+    def _serve_champion(self, model_key: ModelKey, why: str, now: float) -> None:
+        """Swap a cached key to the store's current champion; a failure is tried again."""
+        name, key = model_key
+        before = self.cache.peek(name, key)
+        try:
+            loaded = self.cache.swap(name, key, None, load_if_absent=False)
+        except Exception as exc:  # the old version keeps serving, as for a failed update
+            delay = self.retries.failed(model_key, now)
+            metrics.MODEL_SWAPS.labels(name, "failed").inc()
+            log.error(
+                "%s: cannot load the current champion (trying again in %.0f s): %s",
+                _label(name, key),
+                delay,
+                exc,
             )
-            self._refreshes.put((name, key))
+            return
+        self.retries.succeeded(model_key)
+        if loaded is None or before is None or loaded.version == before.version:
+            return
+        metrics.MODEL_SWAPS.labels(name, "swapped").inc()
+        metrics.record_versions({model_key: loaded.version})
+        log.info("%s: now serving v%d (%s)", _label(name, key), loaded.version, why)
+        self._refreshes.put(model_key)
 
     def _partitions(self, consumer: Any) -> list[int] | None:
         while not self._stop.is_set():

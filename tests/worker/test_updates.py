@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions
 from scale_model import ScaleModel
 
 from events import Alert, ModelUpdate, codec_for, topics
@@ -28,8 +31,17 @@ from models.registry import Registry
 from models.registry_errors import IntegrityError
 from models.versions import LoadedModel
 from worker import metrics
+from worker import updates as updates_module
 from worker.settings import WorkerSettings
-from worker.updates import AlertPublisher, ModelUpdates, model_alert, parse_model_key
+from worker.updates import (
+    MAX_RETRY_S,
+    RETRY_S,
+    AlertPublisher,
+    ModelUpdates,
+    Retries,
+    model_alert,
+    parse_model_key,
+)
 
 # Every broker round trip here is local; 30 s flags a broken broker, not a slow one.
 DEADLINE_S = 30.0
@@ -48,6 +60,7 @@ class FakeCache:
     def __init__(self, error: Exception | None = None, cached: bool = True) -> None:
         self.error = error
         self.cached = cached
+        self.champion = 1  # what swap(version=None) serves
         self.swaps: list[tuple[str, str | None, Any, bool]] = []
         self.synced: list[list[tuple[str, str | None]]] = []
         self.sync_failures: dict[tuple[str, str | None], Exception] = {}
@@ -64,7 +77,9 @@ class FakeCache:
         self.swaps.append((name, key, version, load_if_absent))
         if self.error is not None:
             raise self.error
-        return _Loaded(int(version)) if self.cached else None
+        if not self.cached:
+            return None
+        return _Loaded(self.champion if version is None else int(version))
 
     def peek(self, name: str, key: str | None = None) -> Any:
         return _Loaded(1)
@@ -78,6 +93,9 @@ class FakeCache:
 
     def served(self) -> dict[tuple[str, str | None], int]:
         return {("demand", "p-1"): 1}
+
+    def wait_for_loads(self) -> None:
+        pass
 
 
 class _Loaded:
@@ -121,6 +139,127 @@ def test_a_failed_load_keeps_the_old_version_and_alerts() -> None:
     assert alert.entity_id == "p-1"
     assert alert.message is not None and "v1 keeps serving" in alert.message
     assert "sha256 mismatch" in alert.message
+
+
+def test_a_failed_swap_is_tried_again_against_the_champion_with_growing_delays() -> None:
+    cache = FakeCache(error=OSError("store unreachable"))
+    updates, alerts = fake_updates(cache)
+    started = time.monotonic()
+    assert updates.apply(update(2), SOURCE) == "failed"
+    assert len(alerts) == 1
+    updates.retry_swaps(started)  # not due yet
+    assert len(cache.swaps) == 1
+
+    failed = metrics.MODEL_SWAPS.labels("demand", "failed")
+    before = failed._value.get()
+    updates.retry_swaps(started + RETRY_S + 1)
+    assert cache.swaps[-1] == ("demand", "p-1", None, False)  # the champion of now
+    assert failed._value.get() == before + 1 and len(alerts) == 1  # counted, not alerted
+    updates.retry_swaps(started + RETRY_S + 1 + RETRY_S)  # the delay doubled
+    assert len(cache.swaps) == 2
+
+    cache.error, cache.champion = None, 3  # the store is back; v3 was promoted meanwhile
+    updates.retry_swaps(started + 10 * MAX_RETRY_S)
+    assert cache.swaps[-1] == ("demand", "p-1", None, False)
+    assert updates.refreshes() == [("demand", "p-1")]
+    assert metrics.MODEL_VERSION.labels("demand", "p-1")._value.get() == 3
+    assert updates.retries.keys() == []
+    updates.retry_swaps(started + 100 * MAX_RETRY_S)
+    assert len(cache.swaps) == 3  # nothing left to retry
+
+
+def test_an_update_that_succeeds_clears_the_retry_of_its_key() -> None:
+    cache = FakeCache(error=OSError("store unreachable"))
+    updates, _ = fake_updates(cache)
+    assert updates.apply(update(2), SOURCE) == "failed"
+    cache.error = None
+    assert updates.apply(update(3), SOURCE) == "swapped"
+    assert updates.retries.keys() == []
+
+
+def test_retry_delays_double_up_to_the_cap_and_start_over_for_a_new_cause() -> None:
+    retries = Retries(first_s=5.0, max_s=12.0)
+    key = ("demand", "p-1")
+    assert [retries.failed(key, 0.0) for _ in range(4)] == [5.0, 10.0, 12.0, 12.0]
+    assert retries.due(11.9) == [] and retries.due(12.0) == [key]
+    assert retries.failed(key, 0.0, again=False) == 5.0
+    retries.succeeded(key)
+    assert retries.keys() == []
+
+
+def test_a_challenger_that_failed_to_load_is_synced_again_at_a_later_check() -> None:
+    cache = FakeCache()
+    cache.sync_failures[("demand", "p-1")] = IntegrityError("broken")
+    updates, _ = fake_updates(cache)
+    assert updates.apply(update(4, "challenger"), SOURCE) == "failed"
+    now = time.monotonic()
+    assert updates.challenger_retries.due(now + RETRY_S) == [("demand", "p-1")]
+    cache.sync_failures.clear()
+    updates._next_challenger_check = 0.0
+    updates._housekeeping(consumer=None, now=now + RETRY_S)
+    assert cache.synced[-1] == [("demand", "p-1")]
+    assert updates.challenger_retries.keys() == []
+
+
+class ScriptedConsumer:
+    """A consumer of one partition whose polls return the given messages, then stop."""
+
+    def __init__(self, polls: list[Any], stop: threading.Event) -> None:
+        self.polls = polls
+        self.stop = stop
+        self.closed = False
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        partition = SimpleNamespace(id=0)
+        described = SimpleNamespace(error=None, partitions={0: partition})
+        return SimpleNamespace(topics={topic: described})
+
+    def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+        return 0, 0
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        pass
+
+    def poll(self, timeout: float) -> Any:
+        if not self.polls:
+            self.stop.set()
+            return None
+        return self.polls.pop(0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ErrorMessage:
+    def __init__(self, error: KafkaError) -> None:
+        self._error = error
+
+    def error(self) -> KafkaError:
+        return self._error
+
+
+def run_with_polls(polls: list[Any]) -> ModelUpdates:
+    updates, _ = fake_updates(FakeCache())
+    consumer = ScriptedConsumer(polls, updates._stop)
+    updates._make_consumer = lambda: consumer
+    updates._run()
+    assert consumer.closed
+    return updates
+
+
+def test_polling_errors_are_counted_and_the_thread_goes_on() -> None:
+    transport = KafkaError(KafkaError._TRANSPORT)
+    errors = metrics.UPDATES_ERRORS.labels(transport.name())
+    before = errors._value.get()
+    updates = run_with_polls([ErrorMessage(transport), ErrorMessage(transport)])
+    assert errors._value.get() == before + 2
+    assert updates.error is None
+
+
+def test_a_fatal_polling_error_stops_the_thread() -> None:
+    fatal = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+    updates = run_with_polls([ErrorMessage(fatal)])
+    assert isinstance(updates.error, KafkaException)
 
 
 def test_a_challenger_update_loads_the_challenger_and_swaps_no_champion() -> None:
@@ -313,6 +452,46 @@ def test_a_load_under_way_while_the_thread_positions_is_caught_up(
         first_batch.join(DEADLINE_S)
         assert served(cache) == (2, 2.0)
         assert updates.refreshes() == [("demand", "p-1")]
+    finally:
+        updates.stop()
+    assert updates.error is None
+
+
+def test_a_partition_added_while_running_is_read_from_its_start(
+    kafka_settings: KafkaSettings,
+    unique_topic: Any,
+    scale_registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(updates_module, "PARTITION_CHECK_S", 0.2)
+    registry = scale_registry
+    for scale in (1.0, 2.0):
+        registry.register(ScaleModel({"scale": scale}), "demand", "p-1")
+    cache = ModelCache(registry, budget_bytes=10_000_000)
+    assert cache.get("demand", "p-1").version == 1
+    updates_topic = unique_topic("model-updates")  # one partition
+    settings = WorkerSettings(instance_id=f"t-{uuid.uuid4().hex[:6]}")
+    updates = ObservedUpdates(
+        updates_topic,
+        cache,
+        lambda: Consumer(settings.reader_config(kafka_settings, "updates")),
+        lambda alert: None,
+        settings.instance_id,
+    )
+    updates.outcomes = queue.Queue()
+    updates.start()
+    try:
+        assert updates.positioned.wait(DEADLINE_S)
+        admin = AdminClient(kafka_settings.client_config())
+        [done] = admin.create_partitions([NewPartitions(updates_topic, 2)]).values()
+        done.result(DEADLINE_S)
+        registry.promote("demand", 2, "p-1")
+        codec = codec_for(topics.MODEL_UPDATES)
+        producer = Producer(kafka_settings.client_config())
+        producer.produce(updates_topic, codec.encode(update(2)), partition=1)
+        assert producer.flush(DEADLINE_S) == 0
+        assert updates.outcomes.get(timeout=DEADLINE_S) == "swapped"
+        assert served(cache) == (2, 2.0)
     finally:
         updates.stop()
     assert updates.error is None

@@ -15,9 +15,13 @@ The cache never polls the store: a promotion or rollback reaches it through ``sw
 worker calls it for every ``model.updates`` message); until then the cached version serves.
 
 Challengers (shadow mode) sit beside the champions: at most one per model key, loaded by
-version with ``load_challenger``, held outside the LRU budget (a shadow run is short and
-explicit) and dropped with ``drop_challenger`` or when ``sync_challengers`` finds that the
-store's ``challenger`` alias no longer names them (the trainer rejected or promoted them).
+version with ``load_challenger`` and only beside a cached champion - an instance shadows the
+keys it serves, not every key a shadow run names. Their bytes count against the budget, and
+evicting a champion drops its challenger. One is dropped with ``drop_challenger`` too, or
+when ``sync_challengers`` finds that the store's ``challenger`` alias no longer names it
+(the trainer rejected or promoted it). A champion loaded since the last sync (a first use,
+a swap) has its alias read at the next one, so a key first served during a shadow run
+joins it.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class ModelCache:
         self._warmup = warmup
         self._entries: OrderedDict[CacheKey, LoadedModel] = OrderedDict()
         self._challengers: dict[CacheKey, LoadedModel] = {}
+        # Champions installed since their challenger alias was last read.
+        self._unchecked: set[CacheKey] = set()
         self._bytes = 0
         self._lock = threading.Lock()
         # Loads are serialised per model key: a slow load of one key (a promotion's, on the
@@ -127,20 +133,29 @@ class ModelCache:
 
     def load_challenger(
         self, name: str, key: str | None, version: int | str, warmup: Warmup | None = None
-    ) -> LoadedModel:
-        """Load (verify, warm) ``version`` as the challenger of ``name``/``key``.
+    ) -> LoadedModel | None:
+        """Load (verify, warm) ``version`` as the challenger of the cached ``name``/``key``.
 
-        The challenger it replaces keeps scoring until the new one is ready; an error is
-        raised and nothing changes if the version cannot be loaded.
+        Returns None, holding nothing, when the champion is not cached (or is evicted while
+        the challenger loads). The challenger it replaces keeps scoring until the new one is
+        ready; an error is raised and nothing changes if the version cannot be loaded.
         """
         number = parse_version(version)
         current = self.challenger(name, key)
         if current is not None and current.version == number:
             return current
+        if self.peek(name, key) is None:
+            return None
         loaded = self._store.load(name, key, number)
         self._warm(loaded, warmup or self._warmup)
         with self._lock:
+            if (name, key) not in self._entries:
+                return None
+            self._drop_challenger((name, key))
             self._challengers[(name, key)] = loaded
+            self._bytes += loaded.info.size_bytes
+            self._entries.move_to_end((name, key))  # the pair is the newest use
+            self._evict_over_budget()
         return loaded
 
     def challenger(self, name: str, key: str | None = None) -> LoadedModel | None:
@@ -156,29 +171,47 @@ class ModelCache:
     def drop_challenger(self, name: str, key: str | None = None) -> bool:
         """Stop holding the challenger of ``name``/``key``; True if there was one."""
         with self._lock:
-            return self._challengers.pop((name, key), None) is not None
+            return self._drop_challenger((name, key))
 
     def sync_challengers(self, keys: Iterable[CacheKey] = ()) -> ChallengerSync:
         """Match the loaded challengers to the store's ``challenger`` aliases.
 
-        Looks at every loaded challenger and at ``keys`` (model keys an update named): a
-        challenger the alias no longer names is dropped, one it names is loaded. A key whose
-        aliases or version cannot be read is reported and holds no challenger. One small
-        file read per key: cheap enough to run every few seconds.
+        Looks at every loaded challenger, at ``keys`` (model keys an update named) and at
+        the champions installed since the last sync: a challenger the alias no longer names
+        is dropped, one it names is loaded beside a cached champion. A key whose aliases or
+        version cannot be read is reported and holds no challenger. One small file read per
+        cached key looked at: cheap enough to run every few seconds.
         """
+        with self._lock:
+            unchecked, self._unchecked = self._unchecked, set()
         sync = ChallengerSync()
-        for name, key in {*self.challengers(), *keys}:
-            loaded = self.challenger(name, key)
-            try:
-                wanted = self._store.aliases(name, key).challenger
-                if wanted is not None and (loaded is None or loaded.version != wanted):
-                    sync.changed[(name, key)] = self.load_challenger(name, key, wanted).version
-            except RegistryError as exc:
-                sync.failed[(name, key)] = exc
-                wanted = None
-            if wanted is None and self.drop_challenger(name, key):
-                sync.changed[(name, key)] = None
+        try:
+            for cache_key in {*self.challengers(), *keys, *unchecked}:
+                self._sync_challenger(cache_key, sync)
+        except BaseException:  # the store failed otherwise: look at them all again next time
+            with self._lock:
+                self._unchecked |= unchecked
+            raise
         return sync
+
+    def _sync_challenger(self, cache_key: CacheKey, sync: ChallengerSync) -> None:
+        name, key = cache_key
+        loaded = self.challenger(name, key)
+        wanted = None
+        try:
+            if self.peek(name, key) is not None:
+                wanted = self._store.aliases(name, key).challenger
+            if wanted is not None and (loaded is None or loaded.version != wanted):
+                now = self.load_challenger(name, key, wanted)
+                if now is None:
+                    wanted = None  # the champion was evicted meanwhile
+                else:
+                    sync.changed[cache_key] = now.version
+        except RegistryError as exc:
+            sync.failed[cache_key] = exc
+            wanted = None
+        if wanted is None and self.drop_challenger(name, key):
+            sync.changed[cache_key] = None
 
     def wait_for_loads(self) -> None:
         """Return once every load or swap under way when called has finished."""
@@ -194,11 +227,13 @@ class ModelCache:
             return self._entries.get((name, key))
 
     def evict(self, name: str, key: str | None = None) -> bool:
-        """Drop an entry (e.g. when a partition is revoked); True if it was cached."""
+        """Drop an entry and its challenger (e.g. when a partition is revoked); True if it
+        was cached."""
         with self._lock:
             entry = self._entries.pop((name, key), None)
             if entry is not None:
                 self._bytes -= entry.info.size_bytes
+                self._drop_challenger((name, key))
             return entry is not None
 
     def served(self) -> dict[CacheKey, int]:
@@ -234,11 +269,24 @@ class ModelCache:
                 self._bytes -= old.info.size_bytes
             self._entries[cache_key] = loaded
             self._bytes += loaded.info.size_bytes
+            self._unchecked.add(cache_key)
             self.stats.loads += 1
-            while self._bytes > self.budget_bytes and len(self._entries) > 1:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.info.size_bytes
-                self.stats.evictions += 1
+            self._evict_over_budget()
+
+    def _evict_over_budget(self) -> None:
+        """Evict least recently used champions, with their challengers; under the lock."""
+        while self._bytes > self.budget_bytes and len(self._entries) > 1:
+            evicted_key, evicted = self._entries.popitem(last=False)
+            self._bytes -= evicted.info.size_bytes
+            self._drop_challenger(evicted_key)
+            self.stats.evictions += 1
+
+    def _drop_challenger(self, cache_key: CacheKey) -> bool:
+        """Forget the challenger of ``cache_key``; under the lock."""
+        challenger = self._challengers.pop(cache_key, None)
+        if challenger is not None:
+            self._bytes -= challenger.info.size_bytes
+        return challenger is not None
 
     def _load_lock(self, cache_key: CacheKey) -> threading.Lock:
         with self._lock:

@@ -123,7 +123,9 @@ class WorkerSettings(BaseSettings):
         default_factory=default_store, description="Model store directory (MODEL_STORE)."
     )
     cache_bytes: int = Field(
-        512 * MIB, ge=1, description="Byte budget of the in-process model cache (LRU)."
+        512 * MIB,
+        ge=1,
+        description="Byte budget of the in-process model cache (LRU), challengers included.",
     )
     preload_models: list[str] = Field(
         default_factory=list,

@@ -20,9 +20,10 @@ old version until the next update. In every case the pipeline is told
 (``refresh(model, key)``, when it has that method) - on the consume thread, between
 batches, so that the pipeline never needs to be thread-safe.
 
-Shadow mode: a ``challenger`` update swaps no champion; it loads the version the store's
-``challenger`` alias names beside the champion (``cache.sync_challengers``), and the
-pipeline scores with both. The trainer announces the end of a shadow run only when it
+Shadow mode: a ``challenger`` update swaps no champion; an instance that serves the key
+loads the version the store's ``challenger`` alias names beside the champion
+(``cache.sync_challengers``), and the pipeline scores with both. A key first served later
+joins the shadow run at the next check. The trainer announces the end of a shadow run only when it
 promotes; a rejection just clears the alias, so the thread reads the aliases of the loaded
 challengers again every ``challenger_check_s`` and drops the ones no longer named. A
 challenger that failed to load is tried again at those checks, with the same growing delays.

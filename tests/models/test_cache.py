@@ -302,12 +302,69 @@ def test_a_challenger_is_held_beside_the_champion_until_the_store_stops_naming_i
     loaded = cache.challenger("demand", "P-1")
     assert loaded is not None and predict(loaded) == 3.0
     assert predict(cache.get("demand", "P-1")) == 1.0  # the champion still serves
-    assert cache.served() == {("demand", "P-1"): 1}  # outside the LRU budget
+    assert cache.served() == {("demand", "P-1"): 1}  # the newest champion is never evicted
+    assert cache.bytes_used == 2 * MODEL_BYTES  # the challenger counts against the budget
     assert cache.sync_challengers().changed == {}  # nothing changed in the store
 
     registry.reject("demand", challenger, "P-1", reason="lost the shadow run")
     assert cache.sync_challengers().changed == {("demand", "P-1"): None}
     assert cache.challenger("demand", "P-1") is None and cache.challengers() == {}
+    assert cache.bytes_used == MODEL_BYTES
+
+
+def test_a_challenger_is_loaded_only_beside_a_champion_this_cache_serves(
+    registry: Registry,
+) -> None:
+    register(registry, "P-1", 1.0)
+    challenger = register(registry, "P-1", 3.0)
+    registry.set_challenger("demand", challenger, "P-1")
+    cache = ModelCache(registry, budget_bytes=10 * MODEL_BYTES)
+    assert cache.sync_challengers([("demand", "P-1")]).changed == {}  # not served here
+    assert cache.challengers() == {} and cache.bytes_used == 0
+    assert cache.load_challenger("demand", "P-1", challenger) is None
+
+    cache.get("demand", "P-1")  # first used during the shadow run: joins it at the next sync
+    assert cache.sync_challengers().changed == {("demand", "P-1"): challenger}
+    assert cache.bytes_used == 2 * MODEL_BYTES
+    assert cache.sync_challengers().changed == {}  # its alias was read once
+
+    assert cache.evict("demand", "P-1")  # the partition was revoked
+    assert cache.challengers() == {} and cache.bytes_used == 0
+
+
+def test_evicting_a_champion_for_room_drops_its_challenger(registry: Registry) -> None:
+    for key in ("P-1", "P-2"):
+        register(registry, key, 1.0)
+    challenger = register(registry, "P-1", 3.0)
+    registry.set_challenger("demand", challenger, "P-1")
+    cache = ModelCache(registry, budget_bytes=3 * MODEL_BYTES)
+    cache.get("demand", "P-1")
+    cache.sync_challengers()
+    cache.get("demand", "P-2")  # 3 * MODEL_BYTES: within the budget
+    assert cache.challengers() == {("demand", "P-1"): challenger}
+    register(registry, "P-3", 1.0)
+    cache.get("demand", "P-3")  # P-1 is the least recently used: it goes with its challenger
+    assert set(cache.served()) == {("demand", "P-2"), ("demand", "P-3")}
+    assert cache.challengers() == {} and cache.bytes_used == 2 * MODEL_BYTES
+
+
+def test_a_store_failure_during_a_sync_leaves_new_champions_to_the_next_one(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(registry, "P-1", 1.0)
+    challenger = register(registry, "P-1", 3.0)
+    registry.set_challenger("demand", challenger, "P-1")
+    cache = ModelCache(registry, budget_bytes=10 * MODEL_BYTES)
+    cache.get("demand", "P-1")
+    with monkeypatch.context() as patch:
+        patch.setattr(registry, "aliases", _unreadable)
+        with pytest.raises(OSError, match="stale file handle"):
+            cache.sync_challengers()
+    assert cache.sync_challengers().changed == {("demand", "P-1"): challenger}
+
+
+def _unreadable(*args: Any) -> Any:
+    raise OSError("stale file handle")
 
 
 def test_a_challenger_that_cannot_be_loaded_is_reported_and_not_held(
@@ -319,6 +376,7 @@ def test_a_challenger_that_cannot_be_loaded_is_reported_and_not_held(
     info = registry.info("demand", "P-1", challenger)
     (info.path / "model.json").write_text("{}")  # checksum mismatch
     cache = ModelCache(registry, budget_bytes=10 * MODEL_BYTES)
+    cache.get("demand", "P-1")
     sync = cache.sync_challengers([("demand", "P-1")])
     assert sync.changed == {} and isinstance(sync.failed[("demand", "P-1")], IntegrityError)
     assert cache.challenger("demand", "P-1") is None

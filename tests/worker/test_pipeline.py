@@ -227,6 +227,7 @@ def test_a_challenger_scores_the_same_readings_into_the_shadow_topic(
     sales = worker_data.products(periods=120, seed=5)
     challenger = worker_data.train(registry, "demand", worker_data.DEMAND_PARAMS, sales)
     registry.set_challenger("demand", challenger)
+    cache.get("demand")  # a challenger is held beside a champion this worker serves
     assert cache.sync_challengers([("demand", None)]).changed == {("demand", None): challenger}
     records = worker_data.demand_records()
     result = worker_data.run(pipeline, records)
@@ -255,7 +256,8 @@ def test_a_maintenance_challenger_shadows_risk_predictions_but_raises_no_alert(
     labelled = worker_data.history(seed=9)
     challenger = worker_data.train(registry, "maintenance", worker_data.MAINTENANCE, labelled)
     registry.set_challenger("maintenance", challenger)
-    cache.sync_challengers([("maintenance", None)])
+    cache.get("maintenance")
+    assert cache.sync_challengers([("maintenance", None)]).changed
     shadowed = worker_data.run(pipeline, worker_data.sensor_records())
     shadow = decoded(shadowed.records, "predictions.shadow")
     risks = [p for p in decoded(shadowed.records, "predictions") if p.kind == "risk"]

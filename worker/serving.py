@@ -236,10 +236,11 @@ class Serving:
             return set()
 
     def _prime(self, name: str, key: str | None) -> None:
-        """Note the window the version serving ``name``/``key`` needs, from its metadata only.
+        """Note the windows the versions scoring ``name``/``key`` need, from metadata only.
 
-        That is the cached version when there is one, even when the registry has moved on
-        since (a rollback whose own update is still to come), else the store's champion.
+        The champion's is the cached version's when there is one, even when the registry
+        has moved on since (a rollback whose own update is still to come), else the store's
+        champion's. A challenger loaded beside it in shadow needs its window too.
         """
         try:
             loaded = self._cache.peek(name, key)
@@ -247,8 +248,16 @@ class Serving:
             facts = _read_facts(info.version, info.metadata)
         except (ModelError, OSError) as exc:
             log.debug("%s: no window length from metadata: %s", _label((name, key)), exc)
-            return
-        self._note_model(name, facts)
+        else:
+            self._note_model(name, facts)
+        challenger = self._cache.challenger(name, key)
+        if challenger is not None:
+            try:
+                facts = _read_facts(challenger.version, challenger.info.metadata)
+            except ModelError as exc:  # Serving.challenger says why it cannot score
+                log.debug("%s: no challenger window length: %s", _label((name, key)), exc)
+            else:
+                self._note_model(name, facts)
 
     def _note_model(self, name: str, facts: _Facts) -> None:
         stream = self.routes.stream_of(name)

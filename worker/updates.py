@@ -250,6 +250,7 @@ class ModelUpdates:
                 log.info("%s: shadow scoring stopped (no longer the challenger)", label)
             else:
                 log.info("%s: v%d scores in shadow beside the champion", label, version)
+                self._refreshes.put((name, key))  # its window may be longer
         for (name, key), error in sync.failed.items():
             log.error("%s: challenger not loaded: %s", _label(name, key), error)
         return not sync.failed

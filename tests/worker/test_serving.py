@@ -94,6 +94,19 @@ def test_a_refresh_notes_the_window_of_the_version_served_not_the_registrys_late
     assert pipeline.history_needed(SENSOR) == 96
 
 
+def test_a_challenger_needing_a_longer_window_asks_for_history_again(
+    pipeline: ScoringPipeline, registry: Registry, cache: ModelCache, worker_data: Any
+) -> None:
+    pipeline.process(worker_data.sensor_records()[:30])
+    history = worker_data.history(periods=300, seed=5)
+    version = worker_data.train(registry, "anomaly", dict(worker_data.ANOMALY, window=96), history)
+    registry.set_challenger("anomaly", version)
+    cache.get("anomaly")
+    assert cache.sync_challengers([("anomaly", None)]).changed == {("anomaly", None): version}
+    assert pipeline.refresh("anomaly", None) is True  # shadow windows must be full too
+    assert pipeline.history_needed(SENSOR) == 96
+
+
 def test_a_key_first_promoted_after_listing_serves_once_the_keys_are_listed_again(
     store_dir: Path, registry: Registry, worker_data: Any
 ) -> None:
@@ -157,6 +170,9 @@ def test_an_unloadable_champion_is_retried_only_after_a_while_or_a_refresh(
 
         def peek(self, name: str, key: str | None = None) -> Any:
             return self.real.peek(name, key)
+
+        def challenger(self, name: str, key: str | None = None) -> Any:
+            return self.real.challenger(name, key)
 
     clock, flaky = Clock(), FlakyCache()
     serving = Serving(ModelStore(store_dir), flaky, ModelRoutes(retry_seconds=30.0), clock)

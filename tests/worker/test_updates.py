@@ -64,6 +64,7 @@ class FakeCache:
         self.swaps: list[tuple[str, str | None, Any, bool]] = []
         self.synced: list[list[tuple[str, str | None]]] = []
         self.sync_failures: dict[tuple[str, str | None], Exception] = {}
+        self.sync_changes: dict[tuple[str, str | None], int | None] = {}
 
     def swap(
         self,
@@ -89,7 +90,7 @@ class FakeCache:
 
     def sync_challengers(self, keys: Any = ()) -> ChallengerSync:
         self.synced.append(list(keys))
-        return ChallengerSync(failed=dict(self.sync_failures))
+        return ChallengerSync(changed=dict(self.sync_changes), failed=dict(self.sync_failures))
 
     def served(self) -> dict[tuple[str, str | None], int]:
         return {("demand", "p-1"): 1}
@@ -195,10 +196,12 @@ def test_a_challenger_that_failed_to_load_is_synced_again_at_a_later_check() -> 
     now = time.monotonic()
     assert updates.challenger_retries.due(now + RETRY_S) == [("demand", "p-1")]
     cache.sync_failures.clear()
+    cache.sync_changes[("demand", "p-1")] = 4
     updates._next_challenger_check = 0.0
     updates._housekeeping(consumer=None, now=now + RETRY_S)
     assert cache.synced[-1] == [("demand", "p-1")]
     assert updates.challenger_retries.keys() == []
+    assert updates.refreshes() == [("demand", "p-1")]  # the pipeline notes its window
 
 
 class ScriptedConsumer:

@@ -77,6 +77,14 @@ def register(registry: Registry, key: str, scale: float) -> int:
     return registry.register(PaddedModel({"scale": scale}), "demand", key).version
 
 
+def champion_and_challenger(registry: Registry) -> int:
+    """P-1's champion (scale 1) and a challenger (scale 3) the store names; its version."""
+    register(registry, "P-1", 1.0)
+    challenger = register(registry, "P-1", 3.0)
+    registry.set_challenger("demand", challenger, "P-1")
+    return challenger
+
+
 def predict(loaded: LoadedModel) -> float:
     value = loaded.model.predict_batch(np.ones((1, 1))).value
     assert value is not None
@@ -315,9 +323,7 @@ def test_a_challenger_is_held_beside_the_champion_until_the_store_stops_naming_i
 def test_a_challenger_is_loaded_only_beside_a_champion_this_cache_serves(
     registry: Registry,
 ) -> None:
-    register(registry, "P-1", 1.0)
-    challenger = register(registry, "P-1", 3.0)
-    registry.set_challenger("demand", challenger, "P-1")
+    challenger = champion_and_challenger(registry)
     cache = ModelCache(registry, budget_bytes=10 * MODEL_BYTES)
     assert cache.sync_challengers([("demand", "P-1")]).changed == {}  # not served here
     assert cache.challengers() == {} and cache.bytes_used == 0
@@ -333,10 +339,8 @@ def test_a_challenger_is_loaded_only_beside_a_champion_this_cache_serves(
 
 
 def test_evicting_a_champion_for_room_drops_its_challenger(registry: Registry) -> None:
-    for key in ("P-1", "P-2"):
-        register(registry, key, 1.0)
-    challenger = register(registry, "P-1", 3.0)
-    registry.set_challenger("demand", challenger, "P-1")
+    challenger = champion_and_challenger(registry)
+    register(registry, "P-2", 1.0)
     cache = ModelCache(registry, budget_bytes=3 * MODEL_BYTES)
     cache.get("demand", "P-1")
     cache.sync_challengers()
@@ -351,9 +355,7 @@ def test_evicting_a_champion_for_room_drops_its_challenger(registry: Registry) -
 def test_a_store_failure_during_a_sync_leaves_new_champions_to_the_next_one(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    register(registry, "P-1", 1.0)
-    challenger = register(registry, "P-1", 3.0)
-    registry.set_challenger("demand", challenger, "P-1")
+    challenger = champion_and_challenger(registry)
     cache = ModelCache(registry, budget_bytes=10 * MODEL_BYTES)
     cache.get("demand", "P-1")
     with monkeypatch.context() as patch:
@@ -370,9 +372,7 @@ def _unreadable(*args: Any) -> Any:
 def test_a_challenger_that_cannot_be_loaded_is_reported_and_not_held(
     registry: Registry,
 ) -> None:
-    register(registry, "P-1", 1.0)
-    challenger = register(registry, "P-1", 3.0)
-    registry.set_challenger("demand", challenger, "P-1")
+    challenger = champion_and_challenger(registry)
     info = registry.info("demand", "P-1", challenger)
     (info.path / "model.json").write_text("{}")  # checksum mismatch
     cache = ModelCache(registry, budget_bytes=10 * MODEL_BYTES)

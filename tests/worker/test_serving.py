@@ -61,13 +61,20 @@ def test_outputs_switch_to_the_new_champion_after_a_swap(
     assert after.versions[("maintenance", None)] == 2
 
 
+def train_longer_anomaly(registry: Registry, worker_data: Any) -> int:
+    """A new anomaly version whose window (96) is longer than the champion's (72)."""
+    history = worker_data.history(periods=300, seed=5)
+    return int(
+        worker_data.train(registry, "anomaly", dict(worker_data.ANOMALY, window=96), history)
+    )
+
+
 def test_a_longer_window_after_a_swap_asks_for_history_again(
     pipeline: ScoringPipeline, registry: Registry, cache: ModelCache, worker_data: Any
 ) -> None:
     records = worker_data.sensor_records()
     pipeline.process(records[:30])
-    history = worker_data.history(periods=300, seed=5)
-    version = worker_data.train(registry, "anomaly", dict(worker_data.ANOMALY, window=96), history)
+    version = train_longer_anomaly(registry, worker_data)
     registry.promote("anomaly", version)
     cache.swap("anomaly")
     assert pipeline.refresh("anomaly", None) is True
@@ -85,8 +92,7 @@ def test_a_refresh_notes_the_window_of_the_version_served_not_the_registrys_late
     # cache serves the promoted version until the rollback's own update arrives, so the
     # state must hold that version's window.
     pipeline.process(worker_data.sensor_records()[:30])
-    history = worker_data.history(periods=300, seed=5)
-    version = worker_data.train(registry, "anomaly", dict(worker_data.ANOMALY, window=96), history)
+    version = train_longer_anomaly(registry, worker_data)
     registry.promote("anomaly", version)
     cache.swap("anomaly")
     registry.rollback("anomaly")
@@ -98,8 +104,7 @@ def test_a_challenger_needing_a_longer_window_asks_for_history_again(
     pipeline: ScoringPipeline, registry: Registry, cache: ModelCache, worker_data: Any
 ) -> None:
     pipeline.process(worker_data.sensor_records()[:30])
-    history = worker_data.history(periods=300, seed=5)
-    version = worker_data.train(registry, "anomaly", dict(worker_data.ANOMALY, window=96), history)
+    version = train_longer_anomaly(registry, worker_data)
     registry.set_challenger("anomaly", version)
     cache.get("anomaly")
     assert cache.sync_challengers([("anomaly", None)]).changed == {("anomaly", None): version}

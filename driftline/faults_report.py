@@ -53,6 +53,12 @@ NOTES: Final = """\
 - `tests/monitor/test_service_kafka.py`: a monitor restarted after its retrain request does
   not ask again.
 - `tests/trainer/test_fault.py`: the trainer killed during a fit retries the request once.
+- `tests/trainer/test_outbox.py`, `test_retraining.py`, `test_shadow.py`: a promotion (by a
+  job or a shadow verdict) whose `model.updates` record was refused, or cut short by a stop,
+  is announced at the next start or scheduled check, and its job ends as promoted instead
+  of finding its own evidence stale; a change never written, or undone since, is not
+  announced. A champion the store cannot load stops the validation (the job runs again)
+  instead of letting the candidate through.
 - `tests/models/test_registry.py`: ENOSPC during a register (simulated), a process killed
   mid-register, concurrent writers, tampered files refused on load.
 - `tests/models/test_archive.py`: archive import refuses path traversal, absolute paths,

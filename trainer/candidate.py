@@ -100,6 +100,14 @@ def _plot(model: Model, history: pd.DataFrame, report: FitReport, label: str) ->
 
 def registered_for(registry: Registry, model: str, key: str | None, job_id: str) -> int | None:
     """The version an earlier attempt of ``job_id`` registered, if it got that far."""
+    earlier = earlier_candidate(registry, model, key, job_id)
+    return None if earlier is None else earlier[0]
+
+
+def earlier_candidate(
+    registry: Registry, model: str, key: str | None, job_id: str
+) -> tuple[int, TrainAction] | None:
+    """The version an earlier attempt of ``job_id`` registered, and how it was trained."""
     marker = job_marker(job_id)
     try:
         events = registry.history(model, key)
@@ -108,7 +116,10 @@ def registered_for(registry: Registry, model: str, key: str | None, job_id: str)
     existing = set(registry.paths(model, key).version_numbers())
     for event in reversed(events):
         if event.action == "register" and marker in event.reason and event.version in existing:
-            return event.version
+            action: TrainAction = (
+                "fine_tune" if event.reason.startswith("fine_tune") else "full_retrain"
+            )
+            return event.version, action
     return None
 
 

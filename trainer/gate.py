@@ -175,8 +175,9 @@ def validate(
 ) -> Verdict:
     """Compare ``candidate`` with the champion on the rows of ``frame`` after ``cutoff``.
 
-    ``champion`` loads the champion (None: the model has none). A champion that cannot be
-    loaded or cannot score the window cannot serve it either: the candidate then only has
+    ``champion`` loads the champion (None: the model has none); its load errors are raised,
+    so that a store briefly unreadable never waves a candidate through. A champion that
+    loads but cannot score the window cannot serve it either: the candidate then only has
     to be measurable.
 
     ``promote_unlabelled``: when the holdout holds no truth at all (anomaly readings without
@@ -214,7 +215,10 @@ def _champion_evaluation(
 ) -> tuple[Evaluation | None, str]:
     if champion is None:
         return None, ""
+    # A champion the store cannot load raises (RegistryError): a store briefly unreadable
+    # must not let a candidate through unchallenged; the job runs again.
+    model = champion()
     try:
-        return evaluate(champion(), frame), ""
-    except ModelError as exc:  # registry errors (checksums, loading) are model errors too
+        return evaluate(model, frame), ""
+    except ModelError as exc:
         return None, f"the champion cannot score the window: {exc}"

@@ -12,8 +12,14 @@ Stages (recorded in the state file, shown by ``driftline trainer status``)::
 * **fit**: ``trainer.candidate``; skipped when an earlier attempt of the job registered its
   candidate already.
 * **validate**: ``trainer.gate`` on the candidate as loaded back through the registry.
-* **announce**: registry champion (or challenger in shadow mode), then a ``ModelUpdate``.
-  A losing candidate is recorded in the registry with ``reject`` and both figures.
+* **announce**: registry champion (or challenger in shadow mode), then a ``ModelUpdate``,
+  through ``trainer.outbox`` so that the update goes out even if the trainer stops between
+  the two. A losing candidate is recorded in the registry with ``reject`` and both figures.
+
+A job that runs again after a stop first looks for the candidate an earlier attempt
+registered: one already promoted (or made challenger) ends the job, announced if the outbox
+still holds its note, before the rules run - they would now find the evidence stale, the
+new version serving.
 """
 
 from __future__ import annotations
@@ -32,11 +38,19 @@ from models.frames import TS
 from models.registry import Registry
 from models.registry_errors import RegistryError
 from trainer import metrics
-from trainer.candidate import Plan, job_marker, registered_for, settled, train_candidate
+from trainer.candidate import (
+    Plan,
+    earlier_candidate,
+    job_marker,
+    registered_for,
+    settled,
+    train_candidate,
+)
 from trainer.data import LABELLED_FAMILIES, TrainingData, for_model, sample_count, source_of
 from trainer.errors import InfraCheckError, TargetError, TooLittleDataError
 from trainer.gate import Verdict, infra_check, validate
 from trainer.lineage import read_lineage
+from trainer.outbox import Change, Outbox
 from trainer.planning import champion_inputs, job_window, plan_job
 from trainer.policy import gate_rule, thresholds, trigger_of
 from trainer.rules import Decision, Lineage, decide
@@ -107,11 +121,15 @@ class Retrainer:
         self.announcer = announcer
         self.state = state
         self.clock = clock
+        self.outbox = Outbox(state, registry, announcer)
 
     def run(self, queued: Job) -> DecisionRecord:
         """One attempt at ``queued``; the decision is returned, not yet recorded."""
         job = self.state.begin(queued.job_id, self.clock().isoformat())
         lineage = read_lineage(self.registry, job.model, job.key)
+        resumed = self._resume(job, lineage)
+        if resumed is not None:
+            return resumed
         decision = decide(trigger_of(job), lineage, self.clock(), thresholds(self.settings))
         attempt = Attempt(job, decision, lineage)
         if decision.action == "none":
@@ -125,6 +143,26 @@ class Retrainer:
             raise  # the store failed (disk full, lock): the job runs again
         except ModelError as exc:  # the family refused the data: running again changes nothing
             return attempt.record("failed", f"training failed: {exc}")
+
+    def _resume(self, job: Job, lineage: Lineage) -> DecisionRecord | None:
+        """The end of a job whose candidate an earlier attempt already settled, if any."""
+        earlier = earlier_candidate(self.registry, job.model, job.key, job.job_id)
+        if earlier is None:
+            return None
+        version, action = earlier
+        done = settled(self.registry, job.model, job.key, version)
+        if done is None:
+            return None  # registered, not validated: the job goes on from there
+        attempt = Attempt(
+            job, Decision(action, "resumed", f"{action} resumed after a stop"), lineage
+        )
+        log.info("%s: job %s resumes with v%d (%s)", job.label, job.job_id, version, done)
+        if done == "rejected":
+            return attempt.record("rejected", "resumed: rejected before a stop", version)
+        self.state.set_stage(job.job_id, "announce")
+        sent = self.outbox.resend(job.model, job.key, version)
+        why = "announced after a stop" if sent else "announced before a stop"
+        return attempt.record(done, f"{attempt.decision.reason}; {why}", version)
 
     def _train(self, attempt: Attempt, plan: Plan) -> DecisionRecord:
         job = attempt.job
@@ -141,12 +179,12 @@ class Retrainer:
             )
             version = info.version
         else:
-            log.info("%s: job %s resumes with v%d", plan.label, job.job_id, version)
-            done = settled(self.registry, plan.model, plan.key, version)
-            if done == "promoted" or done == "challenger":
-                return self._announce(attempt, plan, version, done, {}, "resumed after a stop")
-            if done == "rejected":
-                return attempt.record("rejected", "resumed: rejected before a stop", version)
+            log.info(
+                "%s: job %s validates v%d, registered before a stop",
+                plan.label,
+                job.job_id,
+                version,
+            )
         self.state.set_stage(job.job_id, "validate")
         return self._validate(attempt, plan, version, frame, cutoff)
 
@@ -186,10 +224,12 @@ class Retrainer:
     def _validate(
         self, attempt: Attempt, plan: Plan, version: int, frame: pd.DataFrame, cutoff: pd.Timestamp
     ) -> DecisionRecord:
+        # A store error loading either model raises: the job runs again; only a candidate
+        # that loads and fails its infra check is rejected.
+        candidate = self.registry.load(plan.model, plan.key, version).model
         try:
-            candidate = self.registry.load(plan.model, plan.key, version).model
             infra_check(candidate, frame, cutoff, self.settings.infra_rows)
-        except (RegistryError, InfraCheckError) as exc:
+        except InfraCheckError as exc:
             return self._reject(attempt, plan, version, {}, f"infra check failed: {exc}")
         has_champion = attempt.lineage.has_champion
         verdict = validate(
@@ -206,13 +246,21 @@ class Retrainer:
         if not verdict.passed:
             return self._reject(attempt, plan, version, found, f"rejected: {verdict.reason}")
         if self.settings.shadow and has_champion:
-            self.registry.set_challenger(plan.model, version, plan.key, reason=verdict.reason)
-            since = self.clock().isoformat()
-            self.state.set_model(plan.model, plan.key, challenger=version, challenger_since=since)
-            return self._announce(attempt, plan, version, "challenger", found, verdict.reason)
+
+            def challenge() -> None:
+                self.registry.set_challenger(plan.model, version, plan.key, reason=verdict.reason)
+                since = self.clock().isoformat()
+                self.state.set_model(
+                    plan.model, plan.key, challenger=version, challenger_since=since
+                )
+
+            return self._announce(attempt, version, "challenger", found, verdict.reason, challenge)
         reason = f"{plan.action}: {verdict.reason}"
-        self.registry.promote(plan.model, version, plan.key, reason=reason)
-        return self._announce(attempt, plan, version, "promoted", found, verdict.reason)
+
+        def promote() -> None:
+            self.registry.promote(plan.model, version, plan.key, reason=reason)
+
+        return self._announce(attempt, version, "promoted", found, verdict.reason, promote)
 
     def _champion_loader(self, plan: Plan) -> Callable[[], Model]:
         def load() -> Model:
@@ -229,17 +277,18 @@ class Retrainer:
     def _announce(
         self,
         attempt: Attempt,
-        plan: Plan,
         version: int,
         outcome: str,
         found: dict[str, float],
         why: str,
+        write: Callable[[], object] | None = None,
     ) -> DecisionRecord:
-        self.state.set_stage(attempt.job.job_id, "announce")
+        """Make the registry ``write`` (None: made already) and announce it."""
+        job = attempt.job
+        self.state.set_stage(job.job_id, "announce")
         action: UpdateAction = "challenger" if outcome == "challenger" else "promoted"
         reason = f"{attempt.decision.reason}; {why}"
-        self.announcer.publish(plan.model, plan.key, version, action, found, reason)
-        metrics.UPDATES.labels(plan.model, action).inc()
+        self.outbox.change(Change(job.model, job.key, version, action, reason, found), write)
         return attempt.record(outcome, reason, version, found)
 
     @staticmethod

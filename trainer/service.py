@@ -234,6 +234,7 @@ class TrainerService:
 
     # -- work on the job thread ----------------------------------------------------------
     def _recover(self) -> None:
+        self._announce_noted()
         for job in self.state.pending():
             if job.attempts >= self.settings.max_attempts:
                 reason = f"gave up: {job.attempts} attempt(s) were interrupted ({job.stage})"
@@ -284,7 +285,15 @@ class TrainerService:
         label = model_label(record.model, record.key)
         log.info("%s: %s -> %s: %s", label, record.action, record.outcome, record.reason)
 
+    def _announce_noted(self) -> None:
+        """Announce registry changes a stop or a broker outage left unannounced."""
+        try:
+            self.retrainer.outbox.flush()
+        except Exception:  # the next scheduled check tries again
+            log.exception("announcing noted registry changes failed")
+
     def _check(self) -> None:
+        self._announce_noted()
         try:
             jobs = self.checks.run(self.clock())
         except Exception:

@@ -19,7 +19,7 @@ from datetime import datetime
 from events import ModelHealth
 from models.history import Aliases
 from models.registry import Registry
-from trainer import metrics
+from trainer.outbox import Change, Outbox
 from trainer.state import DecisionRecord, TrainerState
 from trainer.updates import Announcer
 
@@ -144,16 +144,19 @@ def settle(
     if (aliases.champion, aliases.challenger) != (verdict.champion, verdict.challenger):
         return None
     if verdict.promote:
-        registry.promote(verdict.model, verdict.challenger, verdict.key, verdict.reason)
-        announcer.publish(
+        change = Change(
             verdict.model,
             verdict.key,
             verdict.challenger,
             "promoted",
-            verdict.figures,
             verdict.reason,
+            dict(verdict.figures),
         )
-        metrics.UPDATES.labels(verdict.model, "promoted").inc()
+
+        def promote() -> None:
+            registry.promote(verdict.model, verdict.challenger, verdict.key, verdict.reason)
+
+        Outbox(state, registry, announcer).change(change, promote)
     else:
         registry.reject(verdict.model, verdict.challenger, verdict.key, verdict.reason)
     state.set_model(verdict.model, verdict.key, challenger=None, challenger_since=None)

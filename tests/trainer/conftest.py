@@ -19,6 +19,7 @@ from models.base import Model
 from models.families import create
 from models.frames import QUANTITY
 from trainer.data import for_model
+from trainer.errors import PublishError
 from trainer.replay import Window
 
 # Few, shallow trees on one thread: a fit takes a few hundredths of a second.
@@ -45,6 +46,7 @@ class FakeAnnouncer:
     """Records what would have been published on model.updates."""
 
     sent: list[Announced] = field(default_factory=list)
+    failures: int = 0  # how many publishes to refuse first (the broker is away)
 
     def publish(
         self,
@@ -55,6 +57,9 @@ class FakeAnnouncer:
         metrics: Mapping[str, float | None],
         reason: str,
     ) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise PublishError(f"cannot announce {model} v{version}: not acknowledged")
         self.sent.append(Announced(model, key, version, action, dict(metrics), reason))
 
 

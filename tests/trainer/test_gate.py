@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.base import FloatArray, Model, Scores
+from models.base import FloatArray, Model, ModelError, Scores
 from models.demand import DemandModel
 from models.frames import TS
 from models.registry import Registry
@@ -94,15 +94,31 @@ def test_too_small_a_holdout_fails(
     assert not verdict.passed and verdict.reason == "too few holdout rows to compare: 78 < 1000"
 
 
-def test_a_champion_that_cannot_load_is_no_obstacle(
+def test_a_champion_the_store_cannot_load_stops_the_validation(
+    demand_history: pd.DataFrame, fit_demand: Callable[..., Model]
+) -> None:
+    # EIO while listing the files reads as a missing file: it may pass, so the job retries
+    # rather than promote a candidate nothing was compared with.
+    train, cutoff = split(demand_history)
+
+    def unreadable() -> Model:
+        raise IntegrityError("demand v1: file model.cbm is missing")
+
+    with pytest.raises(IntegrityError, match=r"model\.cbm is missing"):
+        validate(MAE, fit_demand(train), unreadable, demand_history, cutoff, min_rows=10)
+
+
+def test_a_champion_that_cannot_score_the_window_is_no_obstacle(
     demand_history: pd.DataFrame, fit_demand: Callable[..., Model]
 ) -> None:
     train, cutoff = split(demand_history)
+    champion = fit_demand(train)
 
-    def broken() -> Model:
-        raise IntegrityError("demand v1: checksum mismatch for file model.cbm")
+    def broken(features: Any) -> Any:
+        raise ModelError("the framework refused the rows")
 
-    verdict = validate(MAE, fit_demand(train), broken, demand_history, cutoff, min_rows=10)
+    champion.predict_batch = broken  # type: ignore[method-assign]
+    verdict = validate(MAE, fit_demand(train), lambda: champion, demand_history, cutoff, 10)
     assert verdict.passed and "champion cannot score the window" in verdict.reason
 
 

@@ -13,6 +13,7 @@ import pytest
 from models.base import Model
 from models.registry import Registry
 from trainer.candidate import job_marker
+from trainer.errors import PublishError
 from trainer.lineage import read_lineage
 from trainer.retraining import Retrainer
 from trainer.settings import TrainerSettings
@@ -228,6 +229,29 @@ def test_a_resumed_job_validates_its_earlier_candidate(
     record = run(retrainer, state, request("r-1"))
     assert (record.outcome, record.version) == ("promoted", 2)
     assert [v.version for v in registry.versions("demand")] == [1, 2]  # nothing trained again
+
+
+def test_a_promotion_whose_announcement_failed_is_announced_when_the_job_runs_again(
+    make: Build,
+    settings: TrainerSettings,
+    registry: Registry,
+    demand_history: pd.DataFrame,
+    fit_demand: Callable[..., Model],
+    announcer: Any,
+) -> None:
+    registry.register(fit_demand(demand_history, shuffled=True), "demand")
+    retrainer, state, _ = make(settings, registry, demand_history, announcer)
+    job = request("r-1", version=1)  # the monitor names the version it measured
+    assert state.enqueue(job)
+    announcer.failures = 1
+    with pytest.raises(PublishError):
+        retrainer.run(job)
+    assert registry.aliases("demand").champion == 2 and announcer.sent == []
+    # v2 serves now, so the evidence about v1 is stale: the job must not decide again
+    record = retrainer.run(job)
+    assert (record.outcome, record.version, record.rule) == ("promoted", 2, "resumed")
+    assert [(a.version, a.action) for a in announcer.sent] == [(2, "promoted")]
+    assert retrainer.outbox.noted() == []
 
 
 def test_per_product_models_read_only_their_product(

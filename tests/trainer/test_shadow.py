@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from events import ModelHealth
 from models.families import create
 from models.history import Aliases
 from models.registry import Registry
+from trainer.errors import PublishError
+from trainer.outbox import Outbox
 from trainer.shadow import ShadowTracker, judge_shadow, settle
 from trainer.state import TrainerState
 
@@ -99,6 +102,23 @@ def test_settle_promotes_and_announces(
     assert registry.aliases("demand").champion == 2
     assert registry.aliases("demand").challenger is None
     assert [(a.version, a.action) for a in announcer.sent] == [(2, "promoted")]
+
+
+def test_a_shadow_promotion_whose_announcement_failed_goes_out_at_the_next_flush(
+    tmp_path: Path, demand_history: pd.DataFrame, tiny_params: dict[str, Any], announcer: Any
+) -> None:
+    registry = _registry_with_challenger(tmp_path, demand_history, tiny_params)
+    state = TrainerState(tmp_path / "state.json")
+    verdict = judge_shadow(health(1, 10.0, 200), health(2, 9.0, 200), 100, 0.02)
+    assert verdict is not None
+    announcer.failures = 1
+    with pytest.raises(PublishError):
+        settle(verdict, registry, announcer, state)
+    assert registry.aliases("demand").champion == 2 and announcer.sent == []
+    restarted = TrainerState.load(tmp_path / "state.json")  # the note outlives the process
+    assert Outbox(restarted, registry, announcer).flush() == 1
+    assert [(a.version, a.action) for a in announcer.sent] == [(2, "promoted")]
+    assert Outbox(restarted, registry, announcer).flush() == 0
 
 
 def test_settle_rejects_without_announcing(

@@ -3,7 +3,9 @@
 It wraps an idempotent producer (murmur2 key partitioning, see
 :meth:`events.settings.KafkaSettings.producer_config`), waits for room when the queue is
 full instead of dropping, and :meth:`Outbox.flush` raises when any record was not
-acknowledged, so the service never commits input offsets past lost outputs.
+acknowledged, so the service never commits input offsets past lost outputs. The failure
+sticks: every later flush raises too, since the records lost are not in the queue any more
+and a flush that found the queue empty would otherwise let the stop commit past them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Outbox:
     def __init__(self, settings: MonitorSettings, config: dict[str, Any]) -> None:
         self.settings = settings
         self._failures: list[str] = []
+        self._lost: str | None = None  # the first failed flush: every later one fails too
         # The callback holds the list, not the outbox: no reference cycle through the
         # producer, so dropping the outbox destroys the producer at once.
         self._producer = Producer(
@@ -96,10 +99,12 @@ class Outbox:
             failures = list(self._failures)
             self._failures.clear()  # in place: the delivery callback holds this list
             named = "; ".join(failures[:NAMED_FAILURES])
-            raise DeliveryError(
+            self._lost = self._lost or (
                 f"{left} record(s) unacknowledged after {timeout_s:.0f} s and "
-                f"{len(failures)} failed ({named}); input offsets not committed"
+                f"{len(failures)} failed ({named})"
             )
+        if self._lost is not None:
+            raise DeliveryError(f"{self._lost}; input offsets not committed")
 
     def flush_quietly(self, timeout_s: float) -> int:
         """Best-effort flush when stopping; the number of records left unacknowledged."""

@@ -91,6 +91,7 @@ class MonitorService:
         self._next: dict[Tp, int] = {}
         self._committed: dict[Tp, int] = {}
         self._refused: Counter[tuple[str, str]] = Counter()
+        self._failed: MonitorError | None = None  # set by a rebalance callback that failed
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, flush, commit and return."""
@@ -115,7 +116,11 @@ class MonitorService:
                     self.settings.batch_max_records, timeout=self.settings.batch_max_wait_s
                 )
                 self.health.polled()
+                if self._failed is not None:
+                    raise self._failed
                 self._batch(outbox, messages)
+            if self._failed is not None:
+                raise self._failed
         finally:
             self.health.set_closing()
             self._close(outbox)
@@ -240,7 +245,12 @@ class MonitorService:
                 self._outbox.flush()
                 self._commit(revoked & self._assigned)
             except MonitorError as exc:
-                log.error("revocation without a commit: %s", exc)
+                # Outputs of consumed records were lost, and the join remembers those
+                # records as paired: read again, they would be skipped. Stop; a restart
+                # rebuilds what was paired from the pairs topic and pairs them again.
+                log.error("revocation without a commit; stopping: %s", exc)
+                self._failed = exc
+                self.stop()
         self._drop(revoked)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

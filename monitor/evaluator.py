@@ -3,10 +3,17 @@
 Pairs and expired predictions go in; health snapshots, retrain requests and drift alerts
 come out (see :class:`Outcome`). Each ``(model, key, version)`` has its own windows and
 hysteresis, so a newly promoted version starts from nothing instead of inheriting the
-errors of the one it replaced. Requests are only made for the newest registered version
-of a model key that serves (a challenger whose predictions come from the shadow topic is
-measured but never asks); fallbacks (version 0) are measured but have no baseline to judge
-against.
+errors of the one it replaced. Requests are only made for the version of a model key that
+serves: the one whose prediction (on the main topic) was made last, so that a rollback
+makes the older version the judged one again; until a prediction is seen (after a
+restart, pairs only), the highest such version. A challenger whose predictions come from
+the shadow topic is measured but never asks; fallbacks (version 0) are measured but have
+no baseline to judge against.
+
+At most ``versions_per_key`` versions of a key are tracked. A new one retires the version
+whose last prediction is oldest (never the serving version, so a rejected challenger
+followed by another does not retire the champion); pairs of a retired version arriving
+later are dropped, unless it serves again (a rollback to it).
 
 While :attr:`Evaluator.replaying` is set (rebuilding state at start) evaluations still run,
 so hysteresis and request decisions come out as they did before the restart, but health
@@ -20,6 +27,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from math import inf
 from typing import Final
 
 from events import Alert, ModelHealth, MonitorPair, Prediction, RetrainRequest
@@ -111,7 +119,10 @@ class Evaluator:
         self.replaying = False
         self._versions: dict[VersionKey, VersionState] = {}
         self._registered: dict[ModelKey, list[int]] = {}  # kept versions >= 1, ascending
+        self._retired: dict[ModelKey, set[int]] = {}
         self._shadow: set[VersionKey] = set()  # versions last seen on the shadow topic
+        self._made: dict[VersionKey, float] = {}  # when its newest prediction was made
+        self._serving: dict[ModelKey, tuple[float, int]] = {}  # newest main-topic prediction
         self._request_ids: OrderedDict[str, None] = OrderedDict()
         self._out = Outcome()
 
@@ -128,13 +139,27 @@ class Evaluator:
         if state.since_evaluation >= self.config.evaluate_every_pairs:
             self._evaluate(state, now)
 
-    def note_source(self, version_key: VersionKey, shadow: bool) -> None:
+    def note_source(
+        self, version_key: VersionKey, shadow: bool, made_at: datetime | None = None
+    ) -> None:
         """Where a version's predictions come from: a challenger in shadow mode (measured,
-        never asking for a retrain) or the serving version (once promoted)."""
+        never asking for a retrain) or the serving version (once promoted); ``made_at``:
+        when the prediction was made, which tells the version serving now."""
+        model, key, version = version_key
         if shadow:
             self._shadow.add(version_key)
+            serving = self._serving.get((model, key))
+            if serving is not None and serving[1] == version:
+                del self._serving[(model, key)]
         else:
             self._shadow.discard(version_key)
+        if made_at is None:
+            return
+        made = made_at.timestamp()
+        self._made[version_key] = max(made, self._made.get(version_key, -inf))
+        serving = self._serving.get((model, key))
+        if not shadow and version > 0 and (serving is None or made >= serving[0]):
+            self._serving[(model, key)] = (made, version)
 
     def add_expired(self, prediction: Prediction, now: datetime) -> None:
         state = self._state((prediction.model, prediction.key, prediction.version), now)
@@ -171,21 +196,50 @@ class Evaluator:
         state = self._versions.get(version_key)
         if state is not None:
             return state
-        model, key, version = version_key
-        if version > 0:
-            kept = self._registered.setdefault((model, key), [])
-            if len(kept) >= self.config.versions_per_key and version < kept[0]:
-                return None  # a straggler of a version already retired
-            kept.append(version)
-            kept.sort()
-            while len(kept) > self.config.versions_per_key:
-                retired = (model, key, kept.pop(0))
-                del self._versions[retired]
-                self._shadow.discard(retired)
-                self._out.retired.append(retired)
+        if version_key[2] > 0 and not self._admit(version_key):
+            return None
         state = VersionState(self.config, version_key, now.timestamp())
         self._versions[version_key] = state
         return state
+
+    def _admit(self, version_key: VersionKey) -> bool:
+        """Track a new version, retiring the least recently predicting one beyond the limit;
+        False when the version itself is not tracked (a straggler of a retired version)."""
+        model, key, version = version_key
+        retired = self._retired.setdefault((model, key), set())
+        kept = self._registered.setdefault((model, key), [])
+        kept.append(version)
+        kept.sort()
+        serving = self._serving_version(model, key)
+        if version in retired and version != serving:
+            kept.remove(version)
+            return False
+        retired.discard(version)
+        while len(kept) > self.config.versions_per_key:
+            victim = min(
+                (v for v in kept if v != serving),
+                key=lambda v: (self._made.get((model, key, v), -inf), v),
+            )
+            kept.remove(victim)
+            retired.add(victim)
+            if victim == version:
+                return False
+            gone = (model, key, victim)
+            del self._versions[gone]
+            self._shadow.discard(gone)
+            self._made.pop(gone, None)
+            self._out.retired.append(gone)
+        return True
+
+    def _serving_version(self, model: str, key: str | None) -> int | None:
+        """The version whose main-topic prediction is newest, else the highest tracked
+        version not seen on the shadow topic."""
+        serving = self._serving.get((model, key))
+        if serving is not None:
+            return serving[1]
+        kept = self._registered.get((model, key), ())
+        main = [v for v in kept if (model, key, v) not in self._shadow]
+        return main[-1] if main else None
 
     def _measure(self, state: VersionState, now: datetime) -> Evaluation:
         """Figures of ``state`` now, with its current status (no hysteresis step)."""
@@ -227,12 +281,8 @@ class Evaluator:
             self._decide(evaluation, level)
 
     def _judged_for_requests(self, state: VersionState) -> bool:
-        """Only the newest registered serving version of a model key asks for retraining."""
-        model, key = state.model, state.key
-        serving = [
-            v for v in self._registered.get((model, key), ()) if (model, key, v) not in self._shadow
-        ]
-        return state.version > 0 and bool(serving) and serving[-1] == state.version
+        """Only the version serving a model key asks for retraining."""
+        return state.version > 0 and state.version == self._serving_version(state.model, state.key)
 
     def _decide(self, evaluation: Evaluation, level: int | None) -> None:
         action = ACTIONS.get(evaluation.status)

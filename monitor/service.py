@@ -189,7 +189,8 @@ class MonitorService:
         joiner = self.joiner
         if isinstance(record, Prediction):
             shadow = tp[0] == self.settings.shadow_topic
-            self.evaluator.note_source((record.model, record.key, record.version), shadow)
+            version_key = (record.model, record.key, record.version)
+            self.evaluator.note_source(version_key, shadow, record.made_at)
             joiner.add_prediction(record, tp, offset)
         elif isinstance(record, Actual):
             joiner.add_actual(from_actual(record, micros(record.ts)), tp, offset)

@@ -166,7 +166,8 @@ class MonitorSettings(BaseSettings):
         2,
         ge=1,
         description="Versions of one model key tracked at once (the champion and the one "
-        "before, whose last predictions are still being labelled).",
+        "before, whose last predictions are still being labelled; or a challenger). A new "
+        "one retires the least recently predicting version, never the serving one.",
     )
 
     # Recovery at start.

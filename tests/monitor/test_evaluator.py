@@ -152,6 +152,52 @@ def test_versions_beyond_the_limit_are_retired(build: SimpleNamespace) -> None:
     assert sorted(s.version for s in evaluator.states()) == [2, 3]
 
 
+def made(evaluator: Evaluator, version: int, minute: int, shadow: bool = False) -> None:
+    """A prediction of ``version`` made ``minute`` minutes after NOW was read."""
+    made_at = NOW + timedelta(minutes=minute)
+    evaluator.note_source(("demand", "sku-1", version), shadow, made_at)
+
+
+def test_a_second_challenger_retires_the_rejected_one_not_the_champion(
+    build: SimpleNamespace,
+) -> None:
+    evaluator = Evaluator(CONFIG, baselines)  # two versions per key
+    made(evaluator, 3, minute=0)
+    feed(evaluator, stream(build, 50, mae=1.0, version=3))
+    made(evaluator, 4, minute=1, shadow=True)  # a challenger, rejected after its run
+    feed(evaluator, stream(build, 50, mae=1.0, version=4, start=50))
+    made(evaluator, 3, minute=2)
+    made(evaluator, 5, minute=3, shadow=True)  # the next challenger
+    out = feed(evaluator, stream(build, 1, mae=1.0, version=5, start=100))
+    assert out.retired == [("demand", "sku-1", 4)]
+    # the champion is still tracked and still asks when it drifts
+    drift = feed(evaluator, stream(build, 300, mae=9.0, version=3, start=200))
+    assert [r.evidence["version"] for r in drift.requests] == [3]
+
+
+def test_after_a_rollback_the_older_version_is_judged_again(build: SimpleNamespace) -> None:
+    evaluator = Evaluator(CONFIG, baselines)
+    made(evaluator, 3, minute=0)
+    feed(evaluator, stream(build, 50, mae=1.0, version=3))
+    made(evaluator, 4, minute=1)  # promoted ...
+    feed(evaluator, stream(build, 50, mae=1.0, version=4, start=50))
+    made(evaluator, 3, minute=2)  # ... and rolled back: v3 predicts again
+    drift = feed(evaluator, stream(build, 300, mae=9.0, version=3, start=100))
+    assert [r.evidence["version"] for r in drift.requests] == [3]
+
+
+def test_a_retired_version_rolled_back_to_is_tracked_again(build: SimpleNamespace) -> None:
+    evaluator = Evaluator(CONFIG, baselines)
+    for minute, version in enumerate((1, 2, 3)):
+        made(evaluator, version, minute)
+        feed(evaluator, stream(build, 1, mae=1.0, version=version, start=minute))
+    assert sorted(s.version for s in evaluator.states()) == [2, 3]
+    made(evaluator, 1, minute=10)  # rolled back to v1
+    out = feed(evaluator, stream(build, 1, mae=1.0, version=1, start=10))
+    assert out.retired == [("demand", "sku-1", 2)]
+    assert sorted(s.version for s in evaluator.states()) == [1, 3]
+
+
 def test_fallbacks_are_measured_but_never_judged(build: SimpleNamespace) -> None:
     evaluator = Evaluator(CONFIG, baselines)
     out = feed(evaluator, stream(build, 300, mae=50.0, version=0))

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from typing import Final
 
 TopicPartition = tuple[str, int]
+
+# Released offsets a partition's heap may keep before it is rebuilt from the held ones:
+# enough that a rebuild (O(n log n)) is rare against the releases it saves.
+COMPACT_SLACK: Final = 1024
 
 
 class OffsetLedger:
@@ -44,6 +49,11 @@ class OffsetLedger:
         held[offset] -= 1
         if held[offset] == 0:
             del held[offset]
+            heap = self._heaps.get(tp)
+            # A low offset held for long (a quiet entity's prediction) keeps every offset
+            # released after it in the heap: rebuild it when released ones dominate.
+            if heap is not None and len(heap) > 2 * len(held) + COMPACT_SLACK:
+                self._heaps[tp] = sorted(held)  # a sorted list is a valid heap
 
     def low(self, tp: TopicPartition) -> int | None:
         """The lowest offset still held on ``tp``; None when nothing is held."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.offsets import OffsetLedger
+from monitor.offsets import COMPACT_SLACK, OffsetLedger
 
 TP = ("predictions", 3)
 
@@ -38,3 +38,17 @@ def test_partitions_are_independent_and_forgettable() -> None:
     ledger.hold(("actuals", 3), 2)
     ledger.forget({TP})
     assert ledger.low(TP) is None and ledger.low(("actuals", 3)) == 2
+
+
+def test_offsets_released_behind_a_long_held_one_do_not_pile_up() -> None:
+    ledger = OffsetLedger()
+    tp = ("predictions", 0)
+    ledger.hold(tp, 0)  # a quiet entity's prediction, held for days
+    for offset in range(1, 100_001):
+        ledger.hold(tp, offset)
+        ledger.release(tp, offset)
+    assert len(ledger._heaps[tp]) <= 2 + COMPACT_SLACK
+    assert ledger.commit_offset(tp, 100_001) == 0
+    ledger.hold(tp, 100_001)
+    ledger.release(tp, 0)
+    assert ledger.commit_offset(tp, 100_002) == 100_001

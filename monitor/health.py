@@ -130,18 +130,20 @@ class Cooldowns:
         return self._last.get(model_key)
 
 
-def evidence_id(model: str, key: str | None, version: int, evaluation: int, purpose: str) -> str:
+def evidence_id(model: str, key: str | None, version: int, evidence: int, purpose: str) -> str:
     """Deterministic id of what one evaluation decided: 32 hex characters.
 
-    ``evaluation`` identifies the evidence: the number of pairs of the version seen when
-    the decision was made. ``purpose`` is the retrain action, or ``"alert"``. Parts are
-    length-prefixed, and an unkeyed model differs from a key named like nothing else.
+    ``evidence`` identifies the evidence: the newest target time (µs) of the judged
+    window. Evaluated again over the same pairs (a restart replaying them), the decision
+    gets the same id; a later one never does, however many pairs a restarted monitor
+    counted. ``purpose`` is the retrain action, or ``"alert"``. Parts are length-prefixed,
+    and an unkeyed model differs from a key named like nothing else.
 
     >>> evidence_id("demand", "sku-1", 3, 400, "full_retrain")
     '785853c30c10c1b0ac31c361303a8eb0'
     """
     digest = hashlib.blake2b(digest_size=_ID_BYTES, person=_PERSON)
-    for part in (model, "" if key is None else f"k:{key}", version, evaluation, purpose):
+    for part in (model, "" if key is None else f"k:{key}", version, evidence, purpose):
         encoded = str(part).encode()
         digest.update(len(encoded).to_bytes(4, "big"))
         digest.update(encoded)

@@ -25,7 +25,7 @@ class Evaluation:
     key: str | None
     version: int
     at: datetime
-    evaluation: int  # pairs of the version seen when evaluated: identifies the evidence
+    evaluation: int  # pairs of the version seen since tracking began (numbers evaluations)
     count: WindowStats
     time: WindowStats
     judged: WindowStats
@@ -45,6 +45,12 @@ class Evaluation:
     def window_end(self) -> datetime:
         last = self.judged.last_us
         return self.at if last is None else from_micros(last)
+
+    @property
+    def evidence(self) -> int:
+        """What identifies the evidence in request and alert ids: the judged window's end."""
+        last = self.judged.last_us
+        return int(self.at.timestamp() * MICROS_PER_SECOND) if last is None else last
 
 
 def window_seconds(stats: WindowStats, judged: str, time_window_s: float) -> float:
@@ -95,7 +101,7 @@ def retrain_request(evaluation: Evaluation, action: RetrainAction) -> RetrainReq
     evidence = {name: value for name, value in figures.items() if value is not None}
     return RetrainRequest(
         request_id=evidence_id(
-            evaluation.model, evaluation.key, evaluation.version, evaluation.evaluation, action
+            evaluation.model, evaluation.key, evaluation.version, evaluation.evidence, action
         ),
         model=evaluation.model,
         key=evaluation.key,
@@ -109,7 +115,7 @@ def retrain_request(evaluation: Evaluation, action: RetrainAction) -> RetrainReq
 def drift_alert(evaluation: Evaluation, threshold: float, recommendation: str) -> Alert:
     return Alert(
         alert_id=evidence_id(
-            evaluation.model, evaluation.key, evaluation.version, evaluation.evaluation, "alert"
+            evaluation.model, evaluation.key, evaluation.version, evaluation.evidence, "alert"
         ),
         type="drift",
         entity_id=evaluation.key or evaluation.model,

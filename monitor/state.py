@@ -2,12 +2,16 @@
 
 The monitor keeps no state store. What it needs after a restart is rebuilt from Kafka:
 
-* **cooldowns and known request ids** from ``retrain.requests`` over the cooldown period
-  (its own requests and operators'), so a restarted monitor does not ask again;
+* **cooldowns and known request ids** from ``retrain.requests`` over the cooldown period or
+  the recovery horizon, whichever is longer (its own requests and operators'), so a
+  restarted monitor does not ask again;
 * **rolling windows, hysteresis and request decisions** by replaying ``monitor.pairs``
-  produced within ``recovery_horizon_s`` through the evaluator in replay mode: the same
-  evaluations run over the same evidence, so a request decided before the restart gets the
-  same id (and is not repeated: its id and its cooldown were read back first);
+  produced within ``recovery_horizon_s`` through the evaluator in replay mode, each pair at
+  the time it was written: a drift handled three hours ago is judged against the cooldown
+  of its own request, not against the time of the restart. A decision over the same
+  evidence gets the same id (the judged window's end), so a request decided just before
+  the restart is not repeated either: its id and its cooldown were read back first. One
+  decided and never published (a crash in between) is published now;
 * **the join** (unmatched predictions, buffered actuals) by the group consumer itself: the
   service never commits past a record the join still holds (``monitor.offsets``), so the
   inputs re-read after a restart rebuild it; predictions whose pair was replayed here are
@@ -23,7 +27,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+
+from confluent_kafka import Message
 
 from events import MonitorPair, RetrainRequest, codec_for, topics
 from events.settings import KafkaSettings
@@ -55,8 +61,9 @@ def recover(
     """Replay the requests and pairs topics into ``evaluator`` and ``joiner``."""
     started = time.monotonic()
     now_ms = int(now.timestamp() * 1000)
+    lookback_s = max(settings.cooldown_s, settings.recovery_horizon_s)
     requests, bad_requests = _replay_requests(
-        settings, kafka, evaluator, now_ms - int(settings.cooldown_s * 1000)
+        settings, kafka, evaluator, now_ms - int(lookback_s * 1000)
     )
     evaluator.replaying = True
     try:
@@ -99,6 +106,12 @@ def _replay_requests(
     return read, bad
 
 
+def _written_at(message: Message, now: datetime) -> datetime:
+    """When ``message`` was written (its broker timestamp), never later than ``now``."""
+    _, ms = message.timestamp()
+    return now if ms <= 0 else min(datetime.fromtimestamp(ms / 1000, UTC), now)
+
+
 def _replay_pairs(
     settings: MonitorSettings,
     kafka: KafkaSettings,
@@ -113,9 +126,9 @@ def _replay_pairs(
     for batch in read_topic(config, settings.pairs_topic, since_ms, settings.recovery_timeout_s):
         decoded = codec.decode_batch([m.value() for m in batch])
         pair: MonitorPair
-        for pair in decoded.messages:
+        for pair, index in zip(decoded.messages, decoded.indices, strict=True):
             joiner.remember((pair.prediction_id,))
-            evaluator.add_pair(pair, now)
+            evaluator.add_pair(pair, _written_at(batch[index], now))
         read += len(decoded.messages)
         bad += len(decoded.failures)
     return read, bad

@@ -237,6 +237,19 @@ def test_replaying_the_same_evidence_repeats_the_request_id(build: SimpleNamespa
     assert again.request_id == original.request_id
 
 
+def test_a_restarted_monitor_that_counts_from_fewer_pairs_never_repeats_an_old_id(
+    build: SimpleNamespace,
+) -> None:
+    # Before the restart v1 drifted at its first 300 pairs and asked; the pairs before the
+    # recovery horizon are not replayed, so the restarted monitor counts from 0 again and
+    # decides at the same count on later pairs: a new request, which must get a new id.
+    [before] = feed(Evaluator(CONFIG, baselines), stream(build, 300, mae=3.0)).requests
+    later = stream(build, 300, mae=3.0, start=10_000)
+    [after] = feed(Evaluator(CONFIG, baselines), later, NOW + timedelta(days=2)).requests
+    assert after.evidence["evaluation"] == before.evidence["evaluation"]
+    assert after.request_id != before.request_id
+
+
 def test_an_operator_request_starts_the_cooldown(build: SimpleNamespace) -> None:
     evaluator = Evaluator(CONFIG, baselines)
     by_hand = RetrainRequest(

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,8 +22,11 @@ from confluent_kafka.cimpl import NewTopic
 from driftline.cli import main
 from events import Actual, DemandReading, Message, SensorReading, codec_for, topics
 from events.settings import KafkaSettings
+from monitor.evaluator import Evaluator, EvaluatorConfig
+from monitor.join import Joiner, JoinPolicy
 from monitor.service import MonitorService
 from monitor.settings import MonitorSettings
+from monitor.state import recover
 
 # Generous bounds for a shared 2-core machine; a healthy run takes a few seconds.
 TIMEOUT_S = 60.0
@@ -314,3 +318,38 @@ def test_restart_recovers_state_and_asks_once(
     finally:
         pairs.close()
         requests.close()
+
+
+def test_a_restart_replays_a_drift_handled_hours_ago_without_asking_again(
+    kafka_settings: KafkaSettings, monitor_settings: MonitorSettings, build: SimpleNamespace
+) -> None:
+    s = monitor_settings.model_copy(update={"recovery_horizon_s": 6 * 3600.0, "cooldown_s": 3600.0})
+    written = datetime.now(UTC) - timedelta(hours=3)
+    drifting = [build.pair(n, BASELINE * 1.4 * (1 if n % 2 else -1)) for n in range(150)]
+    # What the monitor decided three hours ago, over those pairs
+    then = Evaluator(EvaluatorConfig.from_settings(s), baselines)
+    for pair in drifting:
+        then.add_pair(pair, written)
+    [request] = then.take().requests
+    at_ms = int(written.timestamp() * 1000)
+    produce_at(kafka_settings, s.pairs_topic, topics.MONITOR_PAIRS, drifting, at_ms)
+    produce_at(kafka_settings, s.requests_topic, topics.RETRAIN_REQUESTS, [request], at_ms)
+
+    restarted = Evaluator(EvaluatorConfig.from_settings(s), baselines)
+    joiner = Joiner(JoinPolicy.from_settings(s))
+    recovery = recover(s, kafka_settings, joiner, restarted, datetime.now(UTC))
+    assert (recovery.pairs, recovery.requests) == (150, 1)
+    replayed = restarted.take()
+    assert replayed.requests == []  # judged at the time of the pairs: in its own cooldown
+    assert replayed.evaluations[-1].status == "critical"
+
+
+def produce_at(
+    kafka: KafkaSettings, topic: str, contract: str, records: list[Any], at_ms: int
+) -> None:
+    """``records`` written at ``at_ms`` (their CreateTime), keyed as the contract says."""
+    codec = codec_for(contract)
+    producer = Producer(kafka.producer_config())
+    for record in records:
+        producer.produce(topic, codec.encode(record), codec.key(record), timestamp=at_ms)
+    assert producer.flush(TIMEOUT_S) == 0

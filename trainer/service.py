@@ -214,7 +214,9 @@ class TrainerService:
         try:
             health = codec_for(topics.MODEL_HEALTH).decode(value)
             aliases = self.registry.aliases(health.model, health.key)
-        except (ContractError, RegistryError) as exc:
+        except (ContractError, RegistryError, OSError) as exc:
+            # An unreadable store (EIO, EACCES) must not stop the loop: the verdict is
+            # reached again on a later health record.
             log.debug("health record skipped: %s", exc)
             return
         since = parse_time(self.state.model_value(health.model, health.key, "challenger_since"))

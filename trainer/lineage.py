@@ -37,9 +37,10 @@ def parse_time(text: str | None) -> datetime | None:
 def read_lineage(store: ModelStore, name: str, key: str | None) -> Lineage:
     """The serving lineage of ``name``/``key``; ``has_champion`` False when none serves."""
     try:
-        champion = store.aliases(name, key).champion
+        aliases = store.aliases(name, key)
     except ModelNotFoundError:
         return Lineage(has_champion=False)
+    champion = aliases.champion
     if champion is None:
         return Lineage(has_champion=False)
     info = store.info(name, key, champion)
@@ -50,6 +51,7 @@ def read_lineage(store: ModelStore, name: str, key: str | None) -> Lineage:
         last_update=_last_update(store, info) or parse_time(info.created_at),
         fine_tunes_since_full=fine_tunes,
         champion=champion,
+        challenger=aliases.challenger,
     )
 
 

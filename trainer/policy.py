@@ -34,6 +34,7 @@ def thresholds(settings: TrainerSettings) -> Thresholds:
         full_retrain_days=settings.full_retrain_days,
         max_fine_tunes=settings.max_fine_tunes,
         update_days=settings.update_days,
+        wait_for_shadow=settings.shadow,
     )
 
 

@@ -46,6 +46,8 @@ class Thresholds:
     full_retrain_days: float = 90.0
     max_fine_tunes: int = 5
     update_days: float = 7.0
+    # Shadow mode: a challenger's shadow run is waited for (see _shadow_run).
+    wait_for_shadow: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Lineage:
     last_update: datetime | None = None  # when the champion last changed
     fine_tunes_since_full: int = 0
     champion: int | None = None  # the serving version
+    challenger: int | None = None  # the version in a shadow run, if any
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,19 @@ def _stale_evidence(f: Facts) -> Decision | None:
     return Decision("none", "stale_evidence", text)
 
 
+def _shadow_run(f: Facts) -> Decision | None:
+    """A challenger in its shadow run is the answer to the drift that made it: the
+    monitor's requests and scheduled checks wait for its verdict. Otherwise, with the
+    champion still drifting, each hourly request would replace the challenger and no shadow
+    run would last long enough to be judged. An operator's request still goes ahead."""
+    challenger = f.lineage.challenger
+    if not f.limits.wait_for_shadow or challenger is None:
+        return None
+    if f.trigger.source == "request" and f.trigger.evidence.get("trigger") == "operator":
+        return None
+    return Decision("none", "shadow_run", f"v{challenger} is in its shadow run: its verdict first")
+
+
 def _drift_rule(
     f: Facts, threshold: float, status: str, action: Action, level: str
 ) -> Decision | None:
@@ -189,6 +205,7 @@ def _update_age(f: Facts) -> Decision | None:
 RULES: tuple[Rule, ...] = (
     _bootstrap,
     _stale_evidence,
+    _shadow_run,
     _critical_drift,
     _requested_full,
     _full_retrain_age,

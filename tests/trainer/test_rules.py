@@ -68,6 +68,22 @@ def test_evidence_about_another_version_is_stale() -> None:
     assert current.rule == "critical_drift"
 
 
+def test_a_shadow_run_is_waited_for_except_by_an_operator() -> None:
+    shadow = Thresholds(wait_for_shadow=True)
+    running = fresh(challenger=4)
+    drifting = Trigger("request", "full_retrain", {"degradation": 0.5, "version": 3})
+    waits = run(drifting, running, shadow)
+    assert (waits.action, waits.rule) == ("none", "shadow_run")
+    assert waits.reason == "v4 is in its shadow run: its verdict first"
+    assert run(SCHEDULE, fresh(challenger=4, last_full=NOW - timedelta(days=200)), shadow).rule == (
+        "shadow_run"
+    )
+    operator = Trigger("request", "full_retrain", {"trigger": "operator"})
+    assert run(operator, running, shadow).action == "full_retrain"
+    assert run(drifting, fresh(), shadow).rule == "critical_drift"  # no challenger
+    assert run(drifting, running).rule == "critical_drift"  # shadow mode off
+
+
 def test_requested_actions() -> None:
     assert run(Trigger("request", "full_retrain"), fresh()).action == "full_retrain"
     fine = run(Trigger("request", "fine_tune"), fresh())
@@ -115,9 +131,10 @@ def test_precedence_full_before_fine_tune_and_evidence_before_age() -> None:
     assert run(SCHEDULE, tuned).rule == "fine_tune_count"
     stale = fresh(last_update=NOW - timedelta(days=30))
     assert run(Trigger("request", None, {"degradation": 0.2}), stale).rule == "moderate_drift"
-    assert [rule.__name__ for rule in RULES][:3] == [
+    assert [rule.__name__ for rule in RULES][:4] == [
         "_bootstrap",
         "_stale_evidence",
+        "_shadow_run",
         "_critical_drift",
     ]
 

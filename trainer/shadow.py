@@ -119,7 +119,9 @@ class ShadowTracker:
         challenger = self._latest.get((health.model, health.key, aliases.challenger))
         if champion is None or challenger is None:
             return None
-        if since is not None and challenger[1] < since:
+        # Both measured since the challenger started: a champion figure from before it
+        # would judge the two versions on different stretches of readings.
+        if since is not None and min(challenger[1], champion[1]) < since:
             return None
         if (health.model, health.key, aliases.challenger) in self._due:
             return None

@@ -72,6 +72,16 @@ def test_tracker_waits_for_fresh_health_of_both_versions() -> None:
     assert tracker.observe(health(1, 10.0, 200, minutes=13), aliases, since) is None
 
 
+def test_tracker_waits_for_champion_health_measured_since_the_challenger_started() -> None:
+    tracker = ShadowTracker(min_pairs=100, margin=0.02)
+    aliases = Aliases(champion=1, challenger=2)
+    since = T0 + timedelta(minutes=5)
+    assert tracker.observe(health(1, 10.0, 200, minutes=1), aliases, since) is None
+    assert tracker.observe(health(2, 5.0, 200, minutes=11), aliases, since) is None
+    verdict = tracker.observe(health(1, 10.0, 200, minutes=12), aliases, since)
+    assert verdict is not None and verdict.promote
+
+
 def test_no_challenger_no_verdict() -> None:
     tracker = ShadowTracker(min_pairs=1, margin=0.0)
     assert tracker.observe(health(1, 10.0, 200), Aliases(champion=1), None) is None

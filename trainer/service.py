@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -94,6 +95,7 @@ class TrainerService:
         self._stop = threading.Event()
         self._next_check = time.monotonic()
         self._check_queued = threading.Event()
+        self._retries: list[threading.Timer] = []
         self.fatal: BaseException | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -128,6 +130,8 @@ class TrainerService:
     def close(self) -> None:
         """Let the job in flight finish (bounded), leave the group, stop the helpers."""
         self.health.set_stopping()
+        for timer in self._retries:
+            timer.cancel()
         unfinished = self.runner.stop(self.settings.shutdown_timeout_s)
         if unfinished is not None and unfinished.job_id is not None:
             log.warning(
@@ -267,15 +271,32 @@ class TrainerService:
             log.exception("job %s for %s failed", job_id, job.label)
             attempts = next((j.attempts for j in self.state.pending() if j.job_id == job_id), 0)
             if attempts < self.settings.max_attempts and not self._stop.is_set():
-                self._submit(job)
+                self._retry_later(job, attempts)
                 return
             record = DecisionRecord.unfinished(
-                job, "failed", f"failed after {attempts} attempt(s): {exc}"
+                replace(job, attempts=attempts),
+                "failed",
+                f"failed after {attempts} attempt(s): {exc}",
             )
         finally:
             metrics.JOB_RUNNING.set(0)
         metrics.JOB_SECONDS.labels(job.model, record.action).observe(time.monotonic() - started)
         self._finish(record)
+
+    def _retry_later(self, job: Job, attempts: int) -> None:
+        """Run ``job`` again after a delay that doubles per attempt: a store or a broker
+        away for a few seconds would fail an immediate retry too, and use up the job."""
+        delay = self.settings.retry_delay_s * 2 ** max(0, attempts - 1)
+        log.info("job %s for %s runs again in %.0f s", job.job_id, job.label, delay)
+
+        def resubmit() -> None:
+            if not self._stop.is_set():
+                self._submit(job)
+
+        timer = threading.Timer(delay, resubmit)
+        timer.daemon = True  # a stop leaves the job pending: the next start resumes it
+        self._retries.append(timer)
+        timer.start()
 
     def _finish(self, record: DecisionRecord) -> None:
         try:

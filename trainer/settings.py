@@ -223,6 +223,12 @@ class TrainerSettings(BaseSettings):
         description="Runs of one job before it is given up (2: a job interrupted by a crash "
         "is retried once on restart).",
     )
+    retry_delay_s: float = Field(
+        30.0,
+        ge=0,
+        description="Wait before a job that failed (store or broker unreachable) runs again; "
+        "doubled for each further attempt.",
+    )
     processed_kept: int = Field(
         10_000, ge=100, description="Handled request ids remembered for deduplication."
     )

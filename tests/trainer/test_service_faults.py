@@ -1,0 +1,76 @@
+"""The trainer service when the store or a job fails: it goes on, and retries later.
+
+The service is built on the real broker but its loop is not run: the handlers are called
+directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events import ModelHealth, codec_for, topics
+from events.samples import samples
+from events.settings import KafkaSettings
+from models.registry import Registry
+from trainer.errors import PublishError
+from trainer.service import TrainerService
+from trainer.settings import TrainerSettings
+from trainer.state import Job
+
+
+def test_an_unreadable_store_skips_a_health_record(
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    announcer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = TrainerSettings(model_store=tmp_path / "store", shadow=True)
+    service = TrainerService(settings, kafka_settings, announcer=announcer, serve_http=False)
+
+    def unreadable(self: Registry, name: str, key: str | None = None) -> Any:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(Registry, "aliases", unreadable)
+    [health] = samples(ModelHealth, 1)
+    try:
+        service._health(codec_for(topics.MODEL_HEALTH).encode(health), produced_ms=0)
+    finally:
+        service.close()
+    assert service.fatal is None and len(service.runner) == 0
+
+
+def test_a_failed_job_runs_again_after_a_delay_not_at_once(
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    announcer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = TrainerSettings(model_store=tmp_path / "store", retry_delay_s=30.0, max_attempts=3)
+    service = TrainerService(settings, kafka_settings, announcer=announcer, serve_http=False)
+    runs: list[str] = []
+
+    def failing(job: Job) -> Any:
+        service.state.begin(job.job_id, "2026-01-01T00:00:00+00:00")
+        runs.append(job.job_id)
+        raise PublishError("cannot announce demand v2: not acknowledged")
+
+    monkeypatch.setattr(service.retrainer, "run", failing)
+    job = Job("r-1", "demand", None, "request", "full_retrain", "test")
+    assert service.state.enqueue(job)
+    try:
+        service._run_job("r-1")
+        assert runs == ["r-1"] and len(service.runner) == 0  # not resubmitted at once
+        [retry] = service._retries
+        assert retry.interval == 30.0
+        service._run_job("r-1")  # the second attempt fails too: the delay doubles
+        assert service._retries[-1].interval == 60.0
+        service._run_job("r-1")  # the last attempt: the job is given up
+        assert len(service._retries) == 2
+        [record] = service.state.decisions()
+        assert (record.outcome, record.attempts) == ("failed", 3)
+    finally:
+        service.close()
+    assert all(not timer.is_alive() for timer in service._retries)

@@ -121,8 +121,8 @@ class Evaluator:
         self._registered: dict[ModelKey, list[int]] = {}  # kept versions >= 1, ascending
         self._retired: dict[ModelKey, set[int]] = {}
         self._shadow: set[VersionKey] = set()  # versions last seen on the shadow topic
-        self._made: dict[VersionKey, float] = {}  # when its newest prediction was made
-        self._serving: dict[ModelKey, tuple[float, int]] = {}  # newest main-topic prediction
+        # Per model key: when each version's newest prediction was made.
+        self._made: dict[ModelKey, dict[int, float]] = {}
         self._request_ids: OrderedDict[str, None] = OrderedDict()
         self._out = Outcome()
 
@@ -148,18 +148,11 @@ class Evaluator:
         model, key, version = version_key
         if shadow:
             self._shadow.add(version_key)
-            serving = self._serving.get((model, key))
-            if serving is not None and serving[1] == version:
-                del self._serving[(model, key)]
         else:
             self._shadow.discard(version_key)
-        if made_at is None:
-            return
-        made = made_at.timestamp()
-        self._made[version_key] = max(made, self._made.get(version_key, -inf))
-        serving = self._serving.get((model, key))
-        if not shadow and version > 0 and (serving is None or made >= serving[0]):
-            self._serving[(model, key)] = (made, version)
+        if made_at is not None and version > 0:
+            made = self._made.setdefault((model, key), {})
+            made[version] = max(made_at.timestamp(), made.get(version, -inf))
 
     def add_expired(self, prediction: Prediction, now: datetime) -> None:
         state = self._state((prediction.model, prediction.key, prediction.version), now)
@@ -218,7 +211,7 @@ class Evaluator:
         while len(kept) > self.config.versions_per_key:
             victim = min(
                 (v for v in kept if v != serving),
-                key=lambda v: (self._made.get((model, key, v), -inf), v),
+                key=lambda v: (self._made.get((model, key), {}).get(v, -inf), v),
             )
             kept.remove(victim)
             retired.add(victim)
@@ -227,16 +220,17 @@ class Evaluator:
             gone = (model, key, victim)
             del self._versions[gone]
             self._shadow.discard(gone)
-            self._made.pop(gone, None)
+            self._made.get((model, key), {}).pop(victim, None)
             self._out.retired.append(gone)
         return True
 
     def _serving_version(self, model: str, key: str | None) -> int | None:
         """The version whose main-topic prediction is newest, else the highest tracked
         version not seen on the shadow topic."""
-        serving = self._serving.get((model, key))
-        if serving is not None:
-            return serving[1]
+        made = self._made.get((model, key), {})
+        main_made = [(at, v) for v, at in made.items() if (model, key, v) not in self._shadow]
+        if main_made:
+            return max(main_made)[1]
         kept = self._registered.get((model, key), ())
         main = [v for v in kept if (model, key, v) not in self._shadow]
         return main[-1] if main else None

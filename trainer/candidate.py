@@ -98,12 +98,6 @@ def _plot(model: Model, history: pd.DataFrame, report: FitReport, label: str) ->
         return {}
 
 
-def registered_for(registry: Registry, model: str, key: str | None, job_id: str) -> int | None:
-    """The version an earlier attempt of ``job_id`` registered, if it got that far."""
-    earlier = earlier_candidate(registry, model, key, job_id)
-    return None if earlier is None else earlier[0]
-
-
 def earlier_candidate(
     registry: Registry, model: str, key: str | None, job_id: str
 ) -> tuple[int, TrainAction] | None:

@@ -42,7 +42,6 @@ from trainer.candidate import (
     Plan,
     earlier_candidate,
     job_marker,
-    registered_for,
     settled,
     train_candidate,
 )
@@ -170,8 +169,8 @@ class Retrainer:
         frame = self._frame(attempt, plan)
         cutoff = frame[TS].quantile(1.0 - self.settings.holdout_fraction)
         history = self._training_rows(plan, frame, cutoff)
-        version = registered_for(self.registry, plan.model, plan.key, job.job_id)
-        if version is None:
+        earlier = earlier_candidate(self.registry, plan.model, plan.key, job.job_id)
+        if earlier is None:
             self.state.set_stage(job.job_id, "fit")
             reason = f"{plan.action} {job_marker(job.job_id)}: {attempt.decision.reason}"
             info, _ = train_candidate(
@@ -179,6 +178,7 @@ class Retrainer:
             )
             version = info.version
         else:
+            version = earlier[0]
             log.info(
                 "%s: job %s validates v%d, registered before a stop",
                 plan.label,

@@ -295,7 +295,7 @@ class TrainerService:
 
         timer = threading.Timer(delay, resubmit)
         timer.daemon = True  # a stop leaves the job pending: the next start resumes it
-        self._retries.append(timer)
+        self._retries = [waiting for waiting in self._retries if waiting.is_alive()] + [timer]
         timer.start()
 
     def _finish(self, record: DecisionRecord) -> None:

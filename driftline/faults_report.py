@@ -47,7 +47,8 @@ NOTES: Final = """\
   an output the broker refuses stops the worker without committing its batch.
 - `tests/worker/test_updates.py`: a hot swap to a tampered version is refused, the previous
   champion keeps serving and a `model` alert is published; a swap that failed is tried
-  again, against the store's champion of then, with growing delays; polling errors on
+  again, against the store's champion of then, with growing delays; an update read
+  after a rollback does not bring its version back; polling errors on
   `model.updates` are counted and a fatal one stops the worker; a partition added to
   `model.updates` while the worker runs is read from its start.
 - `tests/monitor/test_service_kafka.py`: a monitor restarted after its retrain request does

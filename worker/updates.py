@@ -7,11 +7,16 @@ published after the instance reports ready is never skipped). Older updates are 
 replayed: the cache loads the store's current champion on first use anyway, and once
 positioned the thread swaps any model loaded earlier whose champion has moved since.
 
-For ``promoted`` and ``rolled_back`` the thread calls ``cache.swap(model, key, version)``,
-which loads, verifies and warms the new version while the old one keeps serving, then
-swaps atomically. Keys this instance has not loaded are left alone (``load_if_absent=False``):
-with a model per product, loading every promoted key into every instance would fill the
-cache with models it never serves. A failed load (integrity error, unknown family, broken
+For ``promoted`` and ``rolled_back`` the thread calls ``cache.swap(model, key)``, which
+loads, verifies and warms the store's champion of that moment while the old version keeps
+serving, then swaps atomically. The update says which key changed; the store says which
+version serves: the registry moves the alias before the update is published, so the store
+is never behind an update, and an update read late (a rollback published after it, a
+champion loaded lazily in between) cannot bring a superseded version back.
+
+Keys this instance has not loaded are left alone (``load_if_absent=False``): with a model
+per product, loading every promoted key into every instance would fill the cache with
+models it never serves. A failed load (integrity error, unknown family, broken
 files) keeps the old version serving, is logged and counted, and publishes an ``Alert`` of
 type ``model``; the key is then tried again, against the store's champion of that moment
 (a rollback may have followed), after ``RETRY_S`` and twice as long after each failure up
@@ -204,7 +209,9 @@ class ModelUpdates:
     def _swap(self, update: ModelUpdate, source: SourceRecord) -> str:
         label = _label(update.model, update.key)
         try:
-            loaded = self.cache.swap(update.model, update.key, update.version, load_if_absent=False)
+            # The update names the key that changed; the store names what serves now. An
+            # update read late (a rollback has followed it) must not bring its version back.
+            loaded = self.cache.swap(update.model, update.key, None, load_if_absent=False)
         except Exception as exc:  # any failure keeps the old version; never kill the thread
             old = self.cache.peek(update.model, update.key)
             serving = f"v{old.version} keeps serving" if old else "nothing cached"
@@ -223,7 +230,16 @@ class ModelUpdates:
         if loaded is None:
             return "not_cached"
         metrics.record_versions({(update.model, update.key): loaded.version})
-        log.info("%s: now serving v%d (%s)", label, loaded.version, update.action)
+        if loaded.version != update.version:
+            log.info(
+                "%s: now serving v%d, the champion since v%d was %s",
+                label,
+                loaded.version,
+                update.version,
+                update.action,
+            )
+        else:
+            log.info("%s: now serving v%d (%s)", label, loaded.version, update.action)
         return "swapped"
 
     def _sync(self, keys: Sequence[ModelKey]) -> bool:

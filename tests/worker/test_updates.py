@@ -112,13 +112,28 @@ def fake_updates(cache: FakeCache) -> tuple[ModelUpdates, list[Alert]]:
 def test_a_promotion_swaps_cached_keys_only_and_asks_for_a_refresh() -> None:
     cache = FakeCache()
     updates, alerts = fake_updates(cache)
+    cache.champion = 2
     assert updates.apply(update(2), SOURCE) == "swapped"
-    assert cache.swaps == [("demand", "p-1", 2, False)]
+    assert cache.swaps == [("demand", "p-1", None, False)]  # the store's champion
+    cache.champion = 3
     assert updates.apply(update(3), SOURCE) == "swapped"
     assert updates.refreshes() == [("demand", "p-1")]  # once, however many updates
     assert updates.refreshes() == []
     assert alerts == []
     assert metrics.MODEL_VERSION.labels("demand", "p-1")._value.get() == 3
+
+
+def test_an_update_read_after_a_rollback_does_not_bring_its_version_back() -> None:
+    # v2 was promoted, then rolled back to v1 before this instance read the promotion:
+    # the store's alias already names v1 again, and v1 keeps serving.
+    cache = FakeCache()
+    updates, alerts = fake_updates(cache)
+    assert updates.apply(update(2), SOURCE) == "swapped"
+    assert metrics.MODEL_VERSION.labels("demand", "p-1")._value.get() == 1
+    assert updates.apply(update(1, "rolled_back"), SOURCE) == "swapped"
+    assert metrics.MODEL_VERSION.labels("demand", "p-1")._value.get() == 1
+    assert [version for _, _, version, _ in cache.swaps] == [None, None]
+    assert alerts == []
 
 
 def test_a_key_that_is_not_cached_is_left_to_the_next_lazy_load() -> None:
@@ -378,6 +393,7 @@ def test_updates_on_the_broker_swap_roll_back_and_refuse_a_tampered_version(
         assert updates.outcomes.get(timeout=DEADLINE_S) == "failed"
         assert served(cache) == (2, 2.0)  # the old version keeps serving
 
+        registry.promote("demand", 1, "p-1")  # what a rollback to v1 writes
         publish(kafka_settings, updates_topic, update(1, "rolled_back"))
         assert updates.outcomes.get(timeout=DEADLINE_S) == "swapped"
         assert served(cache) == (1, 1.0)

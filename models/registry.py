@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import getpass
 import os
 import shutil
@@ -40,7 +41,12 @@ from models.history import (
     write_aliases,
 )
 from models.layout import METADATA_FILE, KeyPaths, describe, parse_version
-from models.registry_errors import AliasError, NoChampionError, RegistryError
+from models.registry_errors import (
+    AliasError,
+    ChampionChangedError,
+    NoChampionError,
+    RegistryError,
+)
 from models.scratch import (
     collect_garbage,
     create_scratch,
@@ -53,6 +59,15 @@ from models.store import Loader, ModelStore
 from models.versions import VersionInfo, build_metadata, dumps, training_facts, verify_files
 
 RECOVERED: Final = "recovered: the champion alias changed without its history line"
+
+
+class Unchecked(enum.Enum):
+    """``expected_champion`` not given: the alias changes whatever the champion is."""
+
+    ANY = "any"
+
+
+ANY_CHAMPION: Final = Unchecked.ANY
 
 
 def default_actor() -> str:
@@ -150,15 +165,26 @@ class Registry(ModelStore):
             os.close(scratch_lock)
 
     def promote(
-        self, name: str, version: int | str, key: str | None = None, reason: str = ""
+        self,
+        name: str,
+        version: int | str,
+        key: str | None = None,
+        reason: str = "",
+        *,
+        expected_champion: int | Unchecked | None = ANY_CHAMPION,
     ) -> VersionInfo:
-        """Make ``version`` the champion (it stops being the challenger)."""
+        """Make ``version`` the champion (it stops being the challenger).
+
+        ``expected_champion``: the champion ``version`` was validated against (None: there
+        was none); ChampionChangedError, and nothing written, if another serves now.
+        """
         paths = self.paths(name, key)
         with self.locked(paths):
             info = self._info(paths, parse_version(version))
             aliases = read_aliases(paths.aliases)
             if aliases.champion == info.version:
                 return info
+            _check_champion(paths, aliases.champion, expected_champion, describe(name, key))
             verify_files(info)
             challenger = None if aliases.challenger == info.version else aliases.challenger
             write_aliases(paths.aliases, info.version, challenger)
@@ -166,13 +192,23 @@ class Registry(ModelStore):
         return info
 
     def set_challenger(
-        self, name: str, version: int | str | None, key: str | None = None, reason: str = ""
+        self,
+        name: str,
+        version: int | str | None,
+        key: str | None = None,
+        reason: str = "",
+        *,
+        expected_champion: int | Unchecked | None = ANY_CHAMPION,
     ) -> None:
-        """Point the challenger alias at ``version`` (None clears it)."""
+        """Point the challenger alias at ``version`` (None clears it).
+
+        ``expected_champion`` as for :meth:`promote`: the champion it was validated against.
+        """
         paths = self.paths(name, key)
         with self.locked(paths):
             number = None if version is None else self._info(paths, parse_version(version)).version
             aliases = read_aliases(paths.aliases)
+            _check_champion(paths, aliases.champion, expected_champion, describe(name, key))
             if number is not None and number == aliases.champion:
                 raise AliasError(f"{describe(name, key, number)} is the champion, not a challenger")
             write_aliases(paths.aliases, aliases.champion, number)
@@ -293,3 +329,29 @@ def _serialise(metadata: dict[str, object], label: str) -> bytes:
         return dumps(metadata)
     except (TypeError, ValueError) as exc:
         raise RegistryError(f"{label}: metadata is not JSON-serialisable: {exc}") from exc
+
+
+def _check_champion(
+    paths: KeyPaths, champion: int | None, expected: int | Unchecked | None, label: str
+) -> None:
+    """Raise ChampionChangedError unless ``champion`` is the ``expected`` one.
+
+    No champion alias while the history records one means the alias file was lost or
+    could not be read: never the "no champion yet" a first version is promoted over.
+    """
+    if expected is ANY_CHAMPION:
+        return
+    stack = champion_stack(read_events(paths.history)) if champion is None else []
+    if stack:
+        raise ChampionChangedError(
+            f"{label} has no champion alias, though its history records v{stack[-1]} as "
+            "champion (aliases.json lost or unreadable): nothing changed; restore the "
+            "champion with `driftline models promote`"
+        )
+    if champion == expected:
+        return
+    now = "no champion" if champion is None else f"v{champion} as champion"
+    was = "none" if expected is None else f"v{expected}"
+    raise ChampionChangedError(
+        f"{label} has {now}; the change was validated against champion {was}: validate again"
+    )

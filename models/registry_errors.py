@@ -33,6 +33,10 @@ class AliasError(RegistryError):
     """An alias change was refused (deleting the champion, rolling back with no past)."""
 
 
+class ChampionChangedError(AliasError):
+    """The champion is no longer the one the caller validated against; nothing changed."""
+
+
 class IntegrityError(RegistryError):
     """A version's files do not match the checksums recorded in its metadata.json."""
 

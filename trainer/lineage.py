@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from models.registry_errors import ModelNotFoundError, VersionNotFoundError
+from models.history import Aliases, champion_stack
+from models.layout import describe
+from models.registry_errors import ModelNotFoundError, RegistryError, VersionNotFoundError
 from models.store import ModelStore
 from models.versions import VersionInfo
 from trainer.rules import Lineage
@@ -34,12 +36,21 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
+def serving_champion(store: ModelStore, name: str, key: str | None) -> int | None:
+    """The champion of ``name``/``key`` now; None for a key that never had one.
+
+    No champion alias while the key's history records a champion is a lost or unreadable
+    alias file, not a new model: RegistryError, so that nothing is bootstrapped over it.
+    """
+    return _aliases(store, name, key).champion
+
+
 def read_lineage(store: ModelStore, name: str, key: str | None) -> Lineage:
-    """The serving lineage of ``name``/``key``; ``has_champion`` False when none serves."""
-    try:
-        aliases = store.aliases(name, key)
-    except ModelNotFoundError:
-        return Lineage(has_champion=False)
+    """The serving lineage of ``name``/``key``; ``has_champion`` False when none serves.
+
+    Raises RegistryError as :func:`serving_champion` does.
+    """
+    aliases = _aliases(store, name, key)
     champion = aliases.champion
     if champion is None:
         return Lineage(has_champion=False)
@@ -53,6 +64,20 @@ def read_lineage(store: ModelStore, name: str, key: str | None) -> Lineage:
         champion=champion,
         challenger=aliases.challenger,
     )
+
+
+def _aliases(store: ModelStore, name: str, key: str | None) -> Aliases:
+    try:
+        aliases = store.aliases(name, key)
+    except ModelNotFoundError:
+        return Aliases()
+    if aliases.champion is None and (stack := champion_stack(store.history(name, key))):
+        raise RegistryError(
+            f"{describe(name, key)} has no champion alias, though its history records "
+            f"v{stack[-1]} as champion (aliases.json lost or unreadable); restore the "
+            "champion with `driftline models promote`"
+        )
+    return aliases
 
 
 def _chain_root(store: ModelStore, info: VersionInfo) -> tuple[VersionInfo, int]:

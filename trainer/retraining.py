@@ -48,7 +48,7 @@ from trainer.candidate import (
 from trainer.data import LABELLED_FAMILIES, TrainingData, for_model, sample_count, source_of
 from trainer.errors import InfraCheckError, TargetError, TooLittleDataError
 from trainer.gate import Verdict, infra_check, validate
-from trainer.lineage import read_lineage
+from trainer.lineage import read_lineage, serving_champion
 from trainer.outbox import Change, Outbox
 from trainer.planning import champion_inputs, job_window, plan_job
 from trainer.policy import gate_rule, thresholds, trigger_of
@@ -231,11 +231,15 @@ class Retrainer:
             infra_check(candidate, frame, cutoff, self.settings.infra_rows)
         except InfraCheckError as exc:
             return self._reject(attempt, plan, version, {}, f"infra check failed: {exc}")
-        has_champion = attempt.lineage.has_champion
+        # The champion of now, not of the decision: an operator may have promoted or
+        # rolled back while the candidate trained. The alias change below is refused if
+        # it moves again before the change is written.
+        champion = serving_champion(self.registry, plan.model, plan.key)
+        has_champion = champion is not None
         verdict = validate(
             gate_rule(plan.family, self.settings),
             candidate,
-            self._champion_loader(plan) if has_champion else None,
+            self._champion_loader(plan, champion) if champion is not None else None,
             frame,
             cutoff,
             self.settings.min_holdout,
@@ -248,7 +252,13 @@ class Retrainer:
         if self.settings.shadow and has_champion:
 
             def challenge() -> None:
-                self.registry.set_challenger(plan.model, version, plan.key, reason=verdict.reason)
+                self.registry.set_challenger(
+                    plan.model,
+                    version,
+                    plan.key,
+                    reason=verdict.reason,
+                    expected_champion=champion,
+                )
                 since = self.clock().isoformat()
                 self.state.set_model(
                     plan.model, plan.key, challenger=version, challenger_since=since
@@ -258,13 +268,15 @@ class Retrainer:
         reason = f"{plan.action}: {verdict.reason}"
 
         def promote() -> None:
-            self.registry.promote(plan.model, version, plan.key, reason=reason)
+            self.registry.promote(
+                plan.model, version, plan.key, reason=reason, expected_champion=champion
+            )
 
         return self._announce(attempt, version, "promoted", found, verdict.reason, promote)
 
-    def _champion_loader(self, plan: Plan) -> Callable[[], Model]:
+    def _champion_loader(self, plan: Plan, version: int) -> Callable[[], Model]:
         def load() -> Model:
-            return self.registry.load(plan.model, plan.key).model
+            return self.registry.load(plan.model, plan.key, version).model
 
         return load
 

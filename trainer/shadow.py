@@ -11,6 +11,7 @@ rolling MAE is lower by the margin, else rejected (the registry clears the alias
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from dataclasses import dataclass, field
@@ -19,9 +20,12 @@ from datetime import datetime
 from events import ModelHealth
 from models.history import Aliases
 from models.registry import Registry
+from models.registry_errors import ChampionChangedError
 from trainer.outbox import Change, Outbox
 from trainer.state import DecisionRecord, TrainerState
 from trainer.updates import Announcer
+
+log = logging.getLogger(__name__)
 
 HealthKey = tuple[str, str | None, int]
 
@@ -156,9 +160,19 @@ def settle(
         )
 
         def promote() -> None:
-            registry.promote(verdict.model, verdict.challenger, verdict.key, verdict.reason)
+            registry.promote(
+                verdict.model,
+                verdict.challenger,
+                verdict.key,
+                verdict.reason,
+                expected_champion=verdict.champion,
+            )
 
-        Outbox(state, registry, announcer).change(change, promote)
+        try:
+            Outbox(state, registry, announcer).change(change, promote)
+        except ChampionChangedError as exc:  # an operator moved the champion just now
+            log.info("%s: shadow verdict not applied: %s", change.label, exc)
+            return None
     else:
         registry.reject(verdict.model, verdict.challenger, verdict.key, verdict.reason)
     state.set_model(verdict.model, verdict.key, challenger=None, challenger_since=None)

@@ -22,6 +22,7 @@ from models.history import write_aliases
 from models.registry import RECOVERED, Registry
 from models.registry_errors import (
     AliasError,
+    ChampionChangedError,
     IntegrityError,
     InvalidNameError,
     LoadError,
@@ -285,6 +286,28 @@ def test_tampered_version_cannot_be_promoted(registry: Registry) -> None:
     with pytest.raises(IntegrityError, match=r"params\.json"):
         registry.promote("demand", 2, reason="try")
     assert registry.champion("demand") == 1
+
+
+def test_a_change_validated_against_another_champion_is_refused(registry: Registry) -> None:
+    register_scales(registry, "demand", [1.0, 2.0, 3.0])
+    registry.promote("demand", 2, reason="operator")  # while v3 was validated against v1
+    with pytest.raises(ChampionChangedError, match=r"v2 as champion.*against champion v1"):
+        registry.promote("demand", 3, reason="beats v1", expected_champion=1)
+    with pytest.raises(ChampionChangedError, match="against champion v1"):
+        registry.set_challenger("demand", 3, reason="beats v1", expected_champion=1)
+    assert registry.aliases("demand").champion == 2
+    assert registry.aliases("demand").challenger is None
+    assert registry.history("demand")[-1].action == "promote"  # the operator's, nothing after
+    registry.promote("demand", 3, reason="beats v2", expected_champion=2)
+    assert registry.champion("demand") == 3
+
+
+def test_a_lost_champion_alias_is_never_taken_for_a_new_model(registry: Registry) -> None:
+    register_scales(registry, "demand", [1.0, 2.0])
+    registry.paths("demand", None).aliases.unlink()  # lost, or unreadable for a moment
+    with pytest.raises(ChampionChangedError, match="history records v1 as champion"):
+        registry.promote("demand", 2, reason="first version", expected_champion=None)
+    assert not registry.paths("demand", None).aliases.exists()
 
 
 def test_rollback_walks_back_through_previous_champions(registry: Registry) -> None:

@@ -6,14 +6,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from models.base import Model
 from models.registry import Registry
+from models.registry_errors import RegistryError
 from trainer.lineage import parse_time, read_lineage
 
 
 def test_no_model_no_champion(tmp_path: Path) -> None:
     assert not read_lineage(Registry(tmp_path), "demand", None).has_champion
+
+
+def test_a_lost_champion_alias_is_an_error_not_a_new_model(
+    tmp_path: Path, demand_history: pd.DataFrame, fit_demand: Callable[..., Model]
+) -> None:
+    registry = Registry(tmp_path)
+    registry.register(fit_demand(demand_history), "demand")
+    registry.paths("demand", None).aliases.unlink()
+    with pytest.raises(RegistryError, match="history records v1 as champion"):
+        read_lineage(registry, "demand", None)
 
 
 def test_the_parent_chain_counts_fine_tunes(

@@ -88,6 +88,33 @@ def test_bootstrap_trains_validates_and_promotes_the_first_version(
     assert events == [("register", 1), ("promote", 1)]  # never champion before the gate
 
 
+def test_a_champion_promoted_while_the_candidate_trains_is_the_one_it_must_beat(
+    make: Build,
+    settings: TrainerSettings,
+    registry: Registry,
+    demand_history: pd.DataFrame,
+    fit_demand: Callable[..., Model],
+    announcer: Any,
+) -> None:
+    # Decided as a bootstrap (no champion); an operator registers v1 during the replay.
+    retrainer, state, data = make(settings, registry, demand_history, announcer)
+    replay = data.frame
+
+    def operator_promotes_first(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        if not registry.models():
+            registry.register(fit_demand(demand_history), "demand")
+        return replay(*args, **kwargs)
+
+    data.frame = operator_promotes_first
+    job = Job("b-1", "demand", None, "bootstrap", "full_retrain", "no version", family="demand")
+    record = run(retrainer, state, job)
+    assert record.version == 2
+    assert "champion_mae" in record.metrics  # compared with v1, not promoted unseen
+    if record.outcome == "promoted":
+        promoted = registry.history("demand")[-1]
+        assert (promoted.action, promoted.version, promoted.previous) == ("promote", 2, 1)
+
+
 def test_a_better_full_retrain_is_promoted_and_announced(
     make: Build,
     settings: TrainerSettings,

@@ -156,6 +156,33 @@ def test_settle_drops_a_stale_verdict(
     assert registry.aliases("demand").champion == 1
 
 
+def test_settle_does_not_promote_over_a_champion_changed_after_its_check(
+    tmp_path: Path,
+    demand_history: pd.DataFrame,
+    tiny_params: dict[str, Any],
+    announcer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = _registry_with_challenger(tmp_path, demand_history, tiny_params)
+    model = create("demand", tiny_params)
+    model.fit(demand_history)
+    registry.register(model, "demand", promote_if_first=False)
+    read = registry.aliases
+
+    def an_operator_promotes_v3_just_after(name: str, key: str | None = None) -> Aliases:
+        aliases = read(name, key)
+        monkeypatch.undo()
+        registry.promote("demand", 3, reason="operator")
+        return aliases
+
+    monkeypatch.setattr(registry, "aliases", an_operator_promotes_v3_just_after)
+    verdict = judge_shadow(health(1, 10.0, 200), health(2, 9.0, 200), 100, 0.02)
+    assert verdict is not None
+    assert settle(verdict, registry, announcer, TrainerState(tmp_path / "s.json")) is None
+    assert registry.aliases("demand").champion == 3
+    assert announcer.sent == []
+
+
 def test_health_is_dated_by_when_it_was_measured_not_by_its_event_time() -> None:
     tracker = ShadowTracker(min_pairs=100, margin=0.02)
     aliases = Aliases(champion=1, challenger=2)

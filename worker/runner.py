@@ -346,7 +346,7 @@ def build_runner(
         alerts,
         settings.instance_id,
         [parse_model_key(text) for text in settings.preload_models],
-        settings.challenger_check_s,
+        settings.alias_check_s,
     )
     return Runner(
         settings,

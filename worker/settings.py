@@ -146,11 +146,12 @@ class WorkerSettings(BaseSettings):
         topics.PREDICTIONS_SHADOW,
         description="Topic of a challenger's predictions while it runs in shadow.",
     )
-    challenger_check_s: float = Field(
+    alias_check_s: float = Field(
         10.0,
         gt=0,
-        description="How often the store's challenger aliases are read again: a challenger "
-        "the trainer rejected (no model update says so) stops shadow scoring within this.",
+        description="How often the store's aliases of the served keys are read again: a "
+        "champion changed without an update reaching this instance, or a challenger the "
+        "trainer rejected (no update says so), is followed within this.",
     )
     pipeline: str = Field(
         "worker.pipeline:build_pipeline",

@@ -21,7 +21,10 @@ files) keeps the old version serving, is logged and counted, and publishes an ``
 type ``model``; the key is then tried again, against the store's champion of that moment
 (a rollback may have followed), after ``RETRY_S`` and twice as long after each failure up
 to ``MAX_RETRY_S``: a store that was briefly unreadable does not leave the instance on the
-old version until the next update. In every case the pipeline is told
+old version until the next update. Updates are how a change arrives at once, not the only
+way: every ``alias_check_s`` the thread also compares each cached key with the store's
+champion, so a change whose update never came (an operator's ``--no-announce``, a record
+the broker refused) is served within that. In every case the pipeline is told
 (``refresh(model, key)``, when it has that method) - on the consume thread, between
 batches, so that the pipeline never needs to be thread-safe.
 
@@ -30,7 +33,7 @@ loads the version the store's ``challenger`` alias names beside the champion
 (``cache.sync_challengers``), and the pipeline scores with both. A key first served later
 joins the shadow run at the next check. The trainer announces the end of a shadow run only when it
 promotes; a rejection just clears the alias, so the thread reads the aliases of the loaded
-challengers again every ``challenger_check_s`` and drops the ones no longer named. A
+challengers again every ``alias_check_s`` and drops the ones no longer named. A
 challenger that failed to load is tried again at those checks, with the same growing delays.
 
 Polling errors are counted (``model_updates_errors_total``) and logged at most once a minute
@@ -77,7 +80,7 @@ ERROR_LOG_S: Final = 60.0
 MAX_ALERT_TEXT: Final = 1024
 STOP_TIMEOUT_S: Final = 10.0
 # How often the loaded challengers' aliases are read again (WorkerSettings overrides it).
-CHALLENGER_CHECK_S: Final = 10.0
+ALIAS_CHECK_S: Final = 10.0
 
 ModelKey = tuple[str, str | None]
 
@@ -147,11 +150,11 @@ class ModelUpdates:
         publish_alert: AlertSink,
         instance_id: str,
         preload: Sequence[ModelKey] = (),
-        challenger_check_s: float = CHALLENGER_CHECK_S,
+        alias_check_s: float = ALIAS_CHECK_S,
     ) -> None:
         self.topic = topic
-        self.challenger_check_s = challenger_check_s
-        self._next_challenger_check = time.monotonic() + challenger_check_s
+        self.alias_check_s = alias_check_s
+        self._next_alias_check = time.monotonic() + alias_check_s
         self.cache = cache
         self.instance_id = instance_id
         self.positioned = threading.Event()
@@ -293,16 +296,30 @@ class ModelUpdates:
                 consumer.close()
 
     def _housekeeping(self, consumer: Any, now: float) -> None:
-        """Between polls: preloads, challenger checks, retries and new partitions, when due."""
+        """Between polls: preloads, alias checks, retries and new partitions, when due."""
         if not self.ready.is_set() and now >= self._next_preload:
             self._preload()
-        if now >= self._next_challenger_check:
-            self._next_challenger_check = now + self.challenger_check_s
+        if now >= self._next_alias_check:
+            self._next_alias_check = now + self.alias_check_s
             self._sync(self.challenger_retries.due(now))
+            self.check_champions(now)
         self.retry_swaps(now)
         if self.positioned.is_set() and now >= self._next_partition_check:
             self._next_partition_check = now + PARTITION_CHECK_S
             self._assign_new_partitions(consumer)
+
+    def check_champions(self, now: float) -> None:
+        """Serve the store's champion of every cached key whose alias moved unannounced.
+
+        An update can be lost (an operator's change made with ``--no-announce``, or its
+        record refused); the store is the truth. Keys waiting for a retry are left to it.
+        """
+        if not self.positioned.is_set():
+            return  # _catch_up does this once the position is taken
+        retrying = set(self.retries.keys())
+        for model_key in self.cache.served():
+            if model_key not in retrying:
+                self._serve_champion(model_key, "the store's champion changed", now)
 
     def retry_swaps(self, now: float) -> None:
         """Serve the store's champion of every key whose swap failed and is due again."""

@@ -119,7 +119,7 @@ def worker_env(run: str, port: int, names: LoopTopics, paths: RunPaths) -> dict[
         "WORKER_AUTO_OFFSET_RESET": "latest",
         "WORKER_PRELOAD_MODELS": json.dumps([MODEL]),
         # A rejected challenger stops shadow scoring within a second of the scenario.
-        "WORKER_CHALLENGER_CHECK_S": "1",
+        "WORKER_ALIAS_CHECK_S": "1",
         "WORKER_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_S),
     }
 

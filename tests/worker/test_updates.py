@@ -136,6 +136,25 @@ def test_an_update_read_after_a_rollback_does_not_bring_its_version_back() -> No
     assert alerts == []
 
 
+def test_a_champion_changed_without_an_update_is_served_at_the_next_alias_check() -> None:
+    cache = FakeCache()
+    updates, alerts = fake_updates(cache)
+    updates.check_champions(time.monotonic())
+    assert cache.swaps == []  # not positioned yet: the catch-up does it
+    updates.positioned.set()
+    updates.check_champions(time.monotonic())
+    assert updates.refreshes() == []  # the store still names v1
+    cache.champion = 2  # e.g. `driftline models promote --no-announce`
+    updates.check_champions(time.monotonic())
+    assert metrics.MODEL_VERSION.labels("demand", "p-1")._value.get() == 2
+    assert updates.refreshes() == [("demand", "p-1")]
+    swaps = len(cache.swaps)
+    updates.retries.failed(("demand", "p-1"), time.monotonic())
+    updates.check_champions(time.monotonic())
+    assert len(cache.swaps) == swaps  # a key waiting for its retry keeps its schedule
+    assert alerts == []
+
+
 def test_a_key_that_is_not_cached_is_left_to_the_next_lazy_load() -> None:
     updates, _ = fake_updates(FakeCache(cached=False))
     assert updates.apply(update(2), SOURCE) == "not_cached"
@@ -212,7 +231,7 @@ def test_a_challenger_that_failed_to_load_is_synced_again_at_a_later_check() -> 
     assert updates.challenger_retries.due(now + RETRY_S) == [("demand", "p-1")]
     cache.sync_failures.clear()
     cache.sync_changes[("demand", "p-1")] = 4
-    updates._next_challenger_check = 0.0
+    updates._next_alias_check = 0.0
     updates._housekeeping(consumer=None, now=now + RETRY_S)
     assert cache.synced[-1] == [("demand", "p-1")]
     assert updates.challenger_retries.keys() == []

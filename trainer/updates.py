@@ -47,12 +47,14 @@ class Announcer(Protocol):
 class UpdatePublisher:
     """Produces :class:`events.ModelUpdate` records and waits for their acknowledgement."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, timeout_s: float) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, topic: str, timeout_s: float, client: str = "trainer"
+    ) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
         self._codec = codec_for(topics.MODEL_UPDATES)
         self._producer: Any = Producer(
-            kafka.producer_config(**{"client.id": f"{kafka.client_id}-trainer"})
+            kafka.producer_config(**{"client.id": f"{kafka.client_id}-{client}"})
         )
 
     def publish(

@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from driftline.commands.announce import Announce, Announced, ChampionChange, announce_options
 from models.archive import export_archive, import_archive
 from models.registry import Registry
 from models.registry_errors import IntegrityError, RegistryError
@@ -194,36 +195,58 @@ def history(
 @click.argument("version")
 @key_option
 @reason_option
+@announce_options
 @with_registry(writes=True)
 def promote(
-    name: str, version: str, key: str | None, reason: str, registry: Registry, as_json: bool
+    name: str,
+    version: str,
+    key: str | None,
+    reason: str,
+    announce: Announce,
+    registry: Registry,
+    as_json: bool,
 ) -> None:
-    """Make VERSION the champion."""
+    """Make VERSION the champion and announce it to the workers."""
     previous = registry.aliases(name, key).champion
     info = registry.promote(name, version, key, reason)
-    _report_champion(name, key, info.version, previous, as_json)
+    change = ChampionChange(name, key, info.version, previous, "promoted", reason)
+    _report_champion(change, announce(change), as_json)
 
 
 @models.command()
 @click.argument("name")
 @key_option
 @reason_option
+@announce_options
 @with_registry(writes=True)
-def rollback(name: str, key: str | None, reason: str, registry: Registry, as_json: bool) -> None:
-    """Re-point the champion at the previous champion."""
+def rollback(
+    name: str, key: str | None, reason: str, announce: Announce, registry: Registry, as_json: bool
+) -> None:
+    """Re-point the champion at the previous champion and announce it to the workers."""
     previous = registry.aliases(name, key).champion
     info = registry.rollback(name, key, reason)
-    _report_champion(name, key, info.version, previous, as_json)
+    change = ChampionChange(name, key, info.version, previous, "rolled_back", reason)
+    _report_champion(change, announce(change), as_json)
 
 
-def _report_champion(
-    name: str, key: str | None, version: int, previous: int | None, as_json: bool
-) -> None:
+def _report_champion(change: ChampionChange, announced: Announced, as_json: bool) -> None:
     if as_json:
-        emit({"model": name, "key": key, "champion": version, "previous": previous})
-        return
-    where = name if key is None else f"{name}[{key}]"
-    click.echo(f"{where}: champion is now v{version} (was {label(previous, versioned=True)})")
+        emit(
+            {
+                "model": change.model,
+                "key": change.key,
+                "champion": change.version,
+                "previous": change.previous,
+                "announced": announced.sent,
+                "announce_error": announced.error,
+            }
+        )
+    else:
+        where = change.model if change.key is None else f"{change.model}[{change.key}]"
+        was = label(change.previous, versioned=True)
+        click.echo(f"{where}: champion is now v{change.version} (was {was})")
+    if announced.error is not None:
+        click.echo(f"warning: {announced.error}", err=True)
 
 
 @models.command()

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from confluent_kafka import Consumer
 
 from driftline.cli import main
+from driftline.commands import announce
+from events import codec_for, topics
 from models.base import FitReport, FloatArray, Model, Scores
 from models.registry import Registry
 
@@ -96,12 +100,23 @@ def test_show_defaults_to_the_champion(store: Path) -> None:
 
 def test_promote_rollback_and_history(store: Path) -> None:
     promoted = run_json(
-        store, "promote", "demand", "3", "--key", "P-1", "--reason", "beats v1", "--actor", "ops"
+        store,
+        *("promote", "demand", "3", "--key", "P-1", "--reason", "beats v1", "--actor", "ops"),
+        "--no-announce",
     )
-    rolled = run_json(store, "rollback", "demand", "--key", "P-1", "--reason", "alerts")
+    rolled = run_json(
+        store, "rollback", "demand", "--key", "P-1", "--reason", "alerts", "--no-announce"
+    )
     events = run_json(store, "history", "demand", "--key", "P-1", "--limit", "2")
 
-    assert promoted == {"model": "demand", "key": "P-1", "champion": 3, "previous": 1}
+    assert promoted == {
+        "model": "demand",
+        "key": "P-1",
+        "champion": 3,
+        "previous": 1,
+        "announced": False,
+        "announce_error": None,
+    }
     assert rolled["champion"] == 1 and rolled["previous"] == 3
     assert [(e["action"], e["version"], e["reason"]) for e in events] == [
         ("promote", 3, "beats v1"),
@@ -190,3 +205,61 @@ def test_gc_reports_removed_scratch(store: Path) -> None:
 
     assert report == {"removed": [str(scratch)]}
     assert not scratch.exists()
+
+
+def read_updates(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"models-cli-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    codec = codec_for(topics.MODEL_UPDATES)
+    updates: list[Any] = []
+    try:
+        for _ in range(30):  # bounded number of 1 s polls
+            batch = consumer.consume(100, timeout=1.0)
+            updates += [codec.decode(m.value()) for m in batch if not m.error()]
+            if len(updates) >= expected:
+                break
+    finally:
+        consumer.close()
+    return updates
+
+
+def test_promote_and_rollback_are_announced_to_the_workers(
+    store: Path, kafka_bootstrap: str, unique_topic: Any
+) -> None:
+    topic = unique_topic("model-updates")
+    on_broker = ("--updates-topic", topic, "--bootstrap", kafka_bootstrap)
+    promote = ("promote", "demand", "3", "--key", "P-1", "--reason", "r")
+    promoted = run_json(store, *promote, *on_broker)
+    again = run_json(store, *promote, *on_broker)  # v3 serves already: nothing to announce
+    rolled = run_json(store, "rollback", "demand", "--key", "P-1", "--reason", "bad", *on_broker)
+    assert (promoted["announced"], again["announced"], rolled["announced"]) == (True, False, True)
+    updates = read_updates(kafka_bootstrap, topic, 2)
+    assert [(u.model, u.key, u.version, u.action) for u in updates] == [
+        ("demand", "P-1", 3, "promoted"),
+        ("demand", "P-1", 1, "rolled_back"),
+    ]
+    assert updates[1].reason == "bad"
+
+
+def test_an_announcement_the_broker_does_not_take_is_a_warning_not_an_error(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Exit status 0: the change is made, and a script that retried a rollback would go
+    # one version further back.
+    monkeypatch.setattr(announce, "ANNOUNCE_TIMEOUT_S", 0.5)
+    result = run(
+        store,
+        *("promote", "demand", "3", "--key", "P-1", "--reason", "r"),
+        *("--bootstrap", "127.0.0.1:1"),  # nothing listens there
+    )
+    assert result.exit_code == 0, result.output
+    assert "champion is now v3" in result.output
+    assert "warning: the change is made but was not announced" in result.output
+    assert "WORKER_ALIAS_CHECK_S" in result.output
+    assert Registry(store).aliases("demand", "P-1").champion == 3

@@ -65,6 +65,14 @@ def write_atomic(path: Path, data: bytes, what: str) -> None:
         fsync_dir(path.parent)
 
 
+def write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data`` and fsync it (the caller fsyncs the directory)."""
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def append_line(path: Path, line: bytes, what: str) -> None:
     """Append one newline-terminated record and fsync it; undo a partial write on failure."""
     created = not path.exists()

@@ -30,7 +30,7 @@ from typing import Final
 
 import pandas as pd
 
-from models.atomic import fsync_dir, is_abandoned, writing
+from models.atomic import fsync_dir, is_abandoned, write_new, writing
 from models.base import FitReport, Model
 from models.history import (
     HistoryEvent,
@@ -149,7 +149,7 @@ class Registry(ModelStore):
                 target = paths.version(number)
                 document = _serialise(metadata, describe(name, key, number))
                 with writing(f"{describe(name, key, number)} metadata", scratch):
-                    (scratch / METADATA_FILE).write_bytes(document)
+                    write_new(scratch / METADATA_FILE, document)
                     fsync_tree(scratch)
                     os.rename(scratch, target)
                     fsync_dir(paths.versions)

@@ -138,6 +138,23 @@ def test_register_records_metadata_and_checksums(registry: Registry) -> None:
         assert meta["files"][name]["sha256"] == digest
 
 
+def test_every_file_of_a_version_is_fsynced_before_it_is_renamed_into_place(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    info = registry.register(model_with(1.0), "demand")
+    monkeypatch.undo()
+    names = {Path(path).name for path in synced if "/versions/.tmp-" in path}
+    assert {"metadata.json", *info.files} <= names, synced
+
+
 def test_fingerprint_changes_with_the_training_data(registry: Registry) -> None:
     frame = history_frame()
     first = registry.register(model_with(1.0), "demand", frame=frame)

@@ -22,7 +22,7 @@ import tarfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from models.atomic import fsync_dir, lock_directory, writing
 from models.history import HistoryEvent, append_event, read_aliases, write_aliases
@@ -34,6 +34,8 @@ from models.store import ModelStore
 from models.versions import VersionInfo, dumps, utc_now, verify_files
 
 VersionId = tuple[str, str | None, int]
+# A key read while writers change it is read again; this many times before giving up.
+SNAPSHOT_ATTEMPTS: Final = 5
 
 
 @dataclass
@@ -74,21 +76,51 @@ def export_archive(
         raise ValueError("exporting one version needs the model name")
     if not store.root.is_dir():
         raise ArchiveError(f"model store {store.root} does not exist")
-    files: list[tuple[str, Path]] = []
+    files: list[tuple[str, Path | bytes]] = []
     summary = ArchiveSummary(destination)
     for paths in _export_keys(store, name, key, version):
-        numbers = paths.version_numbers() if version is None else [parse_version(version)]
+        if version is None:
+            kept, numbers = _key_snapshot(store, paths)
+            files += kept
+        else:
+            numbers = [parse_version(version)]
         for number in numbers:
             info = store.info(paths.model, paths.key, number)
             verify_files(info)
             summary.versions.append((paths.model, paths.key, number))
             files += _version_files(store, info)
-        if version is None:
-            files += [
-                (_relative(store, p), p) for p in (paths.aliases, paths.history) if p.is_file()
-            ]
     _write_tar(destination, _manifest(name, version, summary), files)
     return summary
+
+
+def _key_snapshot(store: ModelStore, paths: KeyPaths) -> tuple[list[tuple[str, bytes]], list[int]]:
+    """A key's aliases and history (as bytes) and its versions, consistent with each other.
+
+    Read in that order, every version the aliases name is among the versions listed after
+    them (a version exists before it can be promoted), so a restore never comes back with
+    a champion it lacks. A writer that promoted and deleted in between is caught by the
+    check and the key read again.
+    """
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        kept = [
+            (_relative(store, p), p.read_bytes())
+            for p in (paths.aliases, paths.history)
+            if p.is_file()
+        ]
+        numbers = paths.version_numbers()
+        named = read_aliases(paths.aliases) if paths.aliases.is_file() else None
+        wanted = [] if named is None else [named.champion, named.challenger]
+        if all(v in numbers for v in wanted if v is not None) and _unchanged(kept, paths):
+            return kept, numbers
+    raise ArchiveError(
+        f"{describe(paths.model, paths.key)} kept changing while it was exported; try again"
+    )
+
+
+def _unchanged(kept: list[tuple[str, bytes]], paths: KeyPaths) -> bool:
+    """Whether the aliases and history read before the version list are still current."""
+    now = {p.name: p.read_bytes() for p in (paths.aliases, paths.history) if p.is_file()}
+    return {Path(arcname).name: data for arcname, data in kept} == now
 
 
 def _export_keys(
@@ -121,14 +153,17 @@ def _manifest(name: str | None, version: int | str | None, summary: ArchiveSumma
     )
 
 
-def _write_tar(destination: Path, manifest: bytes, files: list[tuple[str, Path]]) -> None:
+def _write_tar(destination: Path, manifest: bytes, files: list[tuple[str, Path | bytes]]) -> None:
     temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.tmp")
     with writing("archive", destination):
         try:
             with tarfile.open(temporary, "w:gz") as archive:
                 _add_bytes(archive, MANIFEST, manifest)
-                for arcname, path in files:
-                    _add_file(archive, arcname, path)
+                for arcname, content in files:
+                    if isinstance(content, bytes):
+                        _add_bytes(archive, arcname, content)
+                    else:
+                        _add_file(archive, arcname, content)
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(temporary, destination)

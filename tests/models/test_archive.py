@@ -14,6 +14,7 @@ import pytest
 from scale_model import FILE, ScaleModel
 
 from models.archive import MANIFEST, export_archive, import_archive
+from models.layout import KeyPaths
 from models.registry import Registry
 from models.registry_errors import ArchiveError
 
@@ -78,6 +79,31 @@ def test_backup_restore_round_trip(source: Registry, tmp_path: Path) -> None:
     loaded = restored.load("anomaly")
     assert loaded.version == 3
     np.testing.assert_array_equal(loaded.model.predict_batch(np.ones((2, 1))).value, [3.0, 3.0])
+
+
+def test_a_version_promoted_during_an_export_comes_back_with_its_champion(
+    source: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing = KeyPaths.version_numbers
+    writes = ["promote v4"]  # once, and not from inside the writer itself
+
+    def a_trainer_promotes_just_after_the_listing(paths: KeyPaths) -> list[int]:
+        numbers = listing(paths)
+        if paths.model == "anomaly" and writes:
+            writes.clear()
+            source.register(scaled(4.0), "anomaly", promote_if_first=False)
+            source.promote("anomaly", 4, reason="during the export")
+        return numbers
+
+    monkeypatch.setattr(KeyPaths, "version_numbers", a_trainer_promotes_just_after_the_listing)
+    archive = tmp_path / "backup.tar.gz"
+    exported = export_archive(source, archive)
+    monkeypatch.undo()
+    assert ("anomaly", None, 4) in exported.versions
+    restored = make_registry(tmp_path / "restored")
+    import_archive(restored, archive)
+    assert restored.aliases("anomaly").champion == 4
+    assert restored.load("anomaly").version == 4
 
 
 def test_export_of_one_model_or_one_version(source: Registry, tmp_path: Path) -> None:

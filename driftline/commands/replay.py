@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import click
 import pandas as pd
 from confluent_kafka import Producer
@@ -11,8 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from driftline.generator import generate_air, generate_machines, generate_products, inject_drift
 from driftline.generator.drift import DRIFT_KINDS
-from driftline.publish import PublishError, demand_messages, publish, sensor_messages
-from events import Message
+from driftline.generator.series import GeneratorError
+from driftline.publish import PublishError, encode_checked, publish_records
 from events.readings import SensorKind
 from events.settings import kafka_settings
 from events.topics import READINGS_DEMAND, READINGS_SENSOR
@@ -21,6 +19,8 @@ from models.csvmapping import ColumnMapping, CsvError, column_mapping_options
 from models.frames import ENTITY, PRODUCT, TS
 
 FAMILIES = ("machines", "products", "air")
+# Refused rows named in an error message; the count says how many there are.
+MAX_NAMED = 3
 
 
 def _time_ordered(frame: pd.DataFrame, entity: str) -> pd.DataFrame:
@@ -28,19 +28,30 @@ def _time_ordered(frame: pd.DataFrame, entity: str) -> pd.DataFrame:
     return frame.sort_values([TS, entity], kind="stable").reset_index(drop=True)
 
 
-def _messages(frame: pd.DataFrame, contract: str, kind: SensorKind) -> Iterator[Message]:
-    if contract == READINGS_DEMAND:
-        return demand_messages(_time_ordered(frame, PRODUCT))
-    return sensor_messages(_time_ordered(frame, ENTITY), kind)
+def _records(
+    frame: pd.DataFrame, contract: str, kind: SensorKind, skip_refused: bool
+) -> list[tuple[bytes, bytes]]:
+    """The frame's readings encoded in time order; rows the contract refuses are an error
+    (nothing is published) or, with ``skip_refused``, dropped and reported."""
+    entity = PRODUCT if contract == READINGS_DEMAND else ENTITY
+    checked = encode_checked(_time_ordered(frame, entity), contract, kind)
+    if checked.refused:
+        first = "; ".join(str(r) for r in checked.refused[:MAX_NAMED])
+        summary = f"{len(checked.refused)} of {len(frame)} readings break the {contract} contract"
+        if not skip_refused:
+            raise click.ClickException(
+                f"{summary}, nothing was published (first: {first}). Fix the values or "
+                "the mapping (--ts-epoch, --value-col SRC=name), or pass --skip-bad-rows"
+            )
+        click.echo(f"skipped {summary} (first: {first})", err=True)
+    return checked.records
 
 
 def _send(
     bootstrap: str | None,
     topic: str,
-    frame: pd.DataFrame,
-    kind: SensorKind,
+    records: list[tuple[bytes, bytes]],
     rate: float | None,
-    contract: str | None = None,
 ) -> int:
     producer = Producer(kafka_settings(bootstrap).producer_config(**{"linger.ms": 20}))
     columns = (
@@ -50,15 +61,14 @@ def _send(
         TimeElapsedColumn(),
     )
     with Progress(*columns, transient=True) as progress:
-        task = progress.add_task(f"publishing to {topic}", total=len(frame))
+        task = progress.add_task(f"publishing to {topic}", total=len(records))
         try:
-            return publish(
+            return publish_records(
                 producer,
                 topic,
-                _messages(frame, contract or topic, kind),
+                records,
                 rate=rate,
                 progress=lambda n: progress.advance(task, n),
-                contract=contract or topic,
             )
         except PublishError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -104,7 +114,8 @@ def replay(
         frame = reader(path, mapping)
     except CsvError as exc:
         raise click.ClickException(str(exc)) from exc
-    sent = _send(bootstrap, topic, frame, kind, rate, contract)
+    records = _records(frame, contract, kind, mapping.skip_bad_rows)
+    sent = _send(bootstrap, topic, records, rate)
     click.echo(f"published {sent} readings from {path} to {topic}")
 
 
@@ -145,19 +156,27 @@ def produce(
 ) -> None:
     """Drive the synthetic generator into Kafka at a given rate."""
     step = pd.Timedelta("1D" if family == "products" else "1h")
-    first = pd.Timestamp(start) if start else pd.Timestamp.now("UTC").floor(step) - step * periods
+    try:
+        first = (
+            pd.Timestamp(start) if start else pd.Timestamp.now("UTC").floor(step) - step * periods
+        )
+    except ValueError as exc:
+        raise click.BadParameter(f"{start!r} is not a time: {exc}", param_hint="--start") from exc
     origin = str(first)
     topic: str = READINGS_SENSOR
     kind: SensorKind = "machine"
-    if family == "products":
-        frame = generate_products(entities, periods, "1D", seed, origin)
-        topic, column = READINGS_DEMAND, "quantity"
-    elif family == "air":
-        frame, column, kind = generate_air(entities, periods, "1h", seed, origin), "pm25", "air"
-    else:
-        frame, column = generate_machines(entities, periods, "1h", seed, origin), "power"
-    if drift:
-        onset = first + step * int(periods * drift_at)
-        frame = inject_drift(frame, column, drift, onset, drift_magnitude)
-    sent = _send(bootstrap, topic, frame, kind, rate)
+    try:
+        if family == "products":
+            frame = generate_products(entities, periods, "1D", seed, origin)
+            topic, column = READINGS_DEMAND, "quantity"
+        elif family == "air":
+            frame, column, kind = generate_air(entities, periods, "1h", seed, origin), "pm25", "air"
+        else:
+            frame, column = generate_machines(entities, periods, "1h", seed, origin), "power"
+        if drift:
+            onset = first + step * int(periods * drift_at)
+            frame = inject_drift(frame, column, drift, onset, drift_magnitude)
+    except GeneratorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sent = _send(bootstrap, topic, _records(frame, topic, kind, skip_refused=False), rate)
     click.echo(f"published {sent} {family} readings to {topic}")

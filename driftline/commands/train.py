@@ -23,9 +23,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from events import ContractError
+from events.checks import check_metrics
 from models.base import ModelError
 from models.csvio import read_demand_csv, read_labels_csv, read_sensor_csv
 from models.csvmapping import ColumnMapping, CsvError, column_mapping_options
+from models.frames import ENTITY, metric_columns
 from models.registry_errors import RegistryError
 
 Reader = Callable[[Path, ColumnMapping], pd.DataFrame]
@@ -74,6 +77,14 @@ def read_history(family: str, csv_path: Path, mapping: ColumnMapping) -> pd.Data
     frame = READERS[family](csv_path, mapping)
     if frame.empty:
         raise CsvError(f"{csv_path}: no rows to use")
+    if ENTITY in frame:  # a sensor frame: its metrics must be names readings can carry
+        try:
+            check_metrics(metric_columns(frame), "columns")
+        except ContractError as exc:
+            raise CsvError(
+                f"{csv_path}: a model trained on these columns could never be fed from a "
+                f"topic ({exc}); rename them with --value-col SRC=name"
+            ) from exc
     return frame
 
 

@@ -92,3 +92,49 @@ def test_replay_bad_csv_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "bad.csv" in result.output
     assert "ts" in result.output
+
+
+def _with_a_value_the_contract_refuses(tmp_path: Path) -> Path:
+    frame = generate_machines(entities=3, periods=40, seed=3)
+    frame.loc[70, "power"] = 2e12  # readable, but above the contract's 1e12
+    path = tmp_path / "machines.csv"
+    write_sensor_csv(frame, path)
+    return path
+
+
+def test_a_row_the_contract_refuses_stops_the_replay_before_anything_is_published(
+    tmp_path: Path,
+) -> None:
+    path = _with_a_value_the_contract_refuses(tmp_path)
+    result = CliRunner().invoke(  # no broker listens at x:1: nothing may be produced
+        main, ["replay", "--csv", str(path), "--topic", "readings.sensor", "--bootstrap", "x:1"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "1 of 120 readings break the readings.sensor contract" in result.output
+    assert "nothing was published" in result.output and "Traceback" not in result.output
+
+
+def test_skip_bad_rows_publishes_every_reading_the_contract_accepts(
+    kafka_bootstrap: str, unique_topic: Any, tmp_path: Path
+) -> None:
+    path = _with_a_value_the_contract_refuses(tmp_path)
+    topic = unique_topic("replay-refused")
+    result = CliRunner().invoke(
+        main,
+        [
+            *("replay", "--csv", str(path), "--topic", topic, "--bootstrap", kafka_bootstrap),
+            *("--format", "sensor", "--skip-bad-rows"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 of 120 readings" in result.output
+    assert "published 119 readings" in result.output
+    assert len(read_topic(kafka_bootstrap, topic, 119)) == 119
+
+
+def test_produce_reports_a_bad_start_without_a_traceback() -> None:
+    result = CliRunner().invoke(main, ["produce", "--start", "notadate", "--bootstrap", "x:1"])
+    assert result.exit_code == 2
+    assert "is not a time" in result.output
+    early = CliRunner().invoke(main, ["produce", "--start", "1990-01-01", "--bootstrap", "x:1"])
+    assert early.exit_code == 1 and "nothing was published" in early.output

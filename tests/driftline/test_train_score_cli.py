@@ -148,6 +148,18 @@ def test_missing_column_is_a_clear_error(tmp_path: Path, csvs: dict[str, Path]) 
     assert "column 'product_id' not found" in result.output and "--entity-col" in result.output
 
 
+def test_a_metric_name_readings_cannot_carry_is_refused_before_training(
+    tmp_path: Path, csvs: dict[str, Path]
+) -> None:
+    frame = pd.read_csv(csvs["machines"]).rename(columns={"power": "power (kW)"})
+    path = tmp_path / "named.csv"
+    frame.to_csv(path, index=False)
+    result = invoke("train", "anomaly", "--csv", path, "--store", tmp_path / "store")
+    assert result.exit_code == 1, result.output
+    assert "power (kW)" in result.output and "--value-col" in result.output
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
+
+
 def test_unknown_family_is_refused(tmp_path: Path, csvs: dict[str, Path]) -> None:
     result = invoke("train", "forest", "--csv", csvs["machines"], "--store", tmp_path)
     assert result.exit_code == 2 and "'forest' is not one of" in result.output

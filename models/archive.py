@@ -7,10 +7,12 @@ An archive holds paths relative to the store root (``<model>/<key>/versions/v<N>
 Import trusts nothing in the archive: it refuses absolute paths, ``..``, links, devices and
 any path outside the store layout; extracts regular files into a scratch directory inside
 the store; verifies every version's checksums; refuses versions that already exist with
-different content (before moving anything); then renames each version into place under its
-key's lock. Versions already present with identical content are skipped. Aliases and history
-are taken from the archive only where the store has none, so an import never re-points a
-serving champion; every imported version is recorded in the history.
+different content, and numbers this store registered and deleted unless the archive's
+history shows the same registration (before moving anything); then renames each version
+into place under its key's lock. Versions already present with identical content are
+skipped. Aliases and history are taken from the archive only where the store has none, so
+an import never re-points a serving champion; every imported version is recorded in the
+history.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from models.atomic import fsync_dir, lock_directory, writing
-from models.history import HistoryEvent, append_event, read_aliases, write_aliases
+from models.history import (
+    HistoryEvent,
+    append_event,
+    read_aliases,
+    read_events,
+    write_aliases,
+)
 from models.layout import METADATA_FILE, KeyPaths, describe, parse_version
 from models.registry import Registry
 from models.registry_errors import ArchiveError, IntegrityError
@@ -229,12 +237,16 @@ def _check_conflicts(
     source: Path,
 ) -> None:
     """Sort versions into new and identical; refuse the import if any differs."""
-    conflicts = []
+    conflicts, reused = [], []
     for (model, key), group in groups.items():
         paths = registry.layout.key_paths(model, key)
+        known = _registrations(read_events(paths.history))
+        staged_history = [] if group.history is None else read_events(group.history)
         for number, path in sorted(group.versions.items()):
             existing = paths.version(number)
             if not existing.exists():
+                if number in known and known[number] not in staged_history:
+                    reused.append(describe(model, key, number))
                 continue
             if _same_version(existing, path):
                 summary.skipped.append((model, key, number))
@@ -245,6 +257,22 @@ def _check_conflicts(
             f"{source}: refusing to overwrite {', '.join(conflicts)}: the store holds different "
             "versions under the same numbers; nothing was imported"
         )
+    if reused:
+        raise ArchiveError(
+            f"{source}: refusing to import {', '.join(reused)}: this store registered and "
+            "deleted versions under those numbers, and the archive's history does not show "
+            "they are the same ones (predictions name versions by number, so a number is never "
+            "given to another model); nothing was imported"
+        )
+
+
+def _registrations(events: list[HistoryEvent]) -> dict[int, HistoryEvent]:
+    """The event that first brought each version number into a store (register, import)."""
+    first: dict[int, HistoryEvent] = {}
+    for event in events:
+        if event.action in ("register", "import") and event.version is not None:
+            first.setdefault(event.version, event)
+    return first
 
 
 def _same_version(existing: Path, staged: Path) -> bool:

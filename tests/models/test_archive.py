@@ -153,6 +153,37 @@ def test_import_refuses_to_overwrite_different_versions(source: Registry, tmp_pa
     assert list(other.root.glob(".import-*")) == []
 
 
+def test_import_never_gives_a_deleted_version_number_to_another_model(
+    source: Registry, tmp_path: Path
+) -> None:
+    staging = make_registry(tmp_path / "staging")  # another store's v1 and v2
+    for scale in (-100.0, -200.0):
+        staging.register(scaled(scale), "anomaly")
+    archive = tmp_path / "staging.tar.gz"
+    export_archive(staging, archive, "anomaly")
+    source.set_challenger("anomaly", None, reason="ended")
+    for number in (1, 2):
+        source.delete("anomaly", number, reason="retention")
+    before = snapshot(source)
+
+    with pytest.raises(ArchiveError, match=r"refusing to import anomaly v1, anomaly v2"):
+        import_archive(source, archive)
+    assert snapshot(source) == before
+
+
+def test_a_deleted_version_comes_back_from_the_store_s_own_backup(
+    source: Registry, tmp_path: Path
+) -> None:
+    archive = tmp_path / "backup.tar.gz"
+    export_archive(source, archive, "anomaly")
+    source.set_challenger("anomaly", None, reason="ended")
+    source.delete("anomaly", 1, reason="by mistake")
+
+    summary = import_archive(source, archive)
+    assert ("anomaly", None, 1) in summary.versions
+    assert source.load("anomaly", None, 1).model.params == {"scale": 1.0}
+
+
 def build_archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
     manifest = json.dumps({"format": 1, "versions": []}).encode()
     with tarfile.open(path, "w:gz") as archive:

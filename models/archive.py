@@ -80,8 +80,8 @@ def export_archive(
     ``name`` alone exports every key of the model; with ``key`` only that key; with
     ``version`` only that version of ``(name, key)``.
     """
-    if version is not None and name is None:
-        raise ValueError("exporting one version needs the model name")
+    if (version is not None or key is not None) and name is None:
+        raise ValueError("exporting one version or one key needs the model name")
     if not store.root.is_dir():
         raise ArchiveError(f"model store {store.root} does not exist")
     files: list[tuple[str, Path | bytes]] = []

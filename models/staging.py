@@ -58,6 +58,8 @@ def check_member(member: tarfile.TarInfo) -> tuple[str, ...]:
         raise ArchiveError(f"archive member {member.name!r} is a device or special file")
     if path.is_absolute() or "\\" in member.name:
         raise ArchiveError(f"archive member {member.name!r} has an absolute path")
+    if not path.parts and member.isdir():
+        return ()  # the archive's root ("." of `tar -C store .`): nothing to place
     if ".." in path.parts or not path.parts:
         raise ArchiveError(f"archive member {member.name!r} escapes the store (path traversal)")
     if not _in_layout(path.parts, member.isdir()):
@@ -100,9 +102,10 @@ def extract(source: Path, staging: Path) -> dict[tuple[str, str | None], StagedK
             members = archive.getmembers()
             for member in members:
                 check_member(member)
-            if MANIFEST not in {PurePosixPath(m.name).as_posix() for m in members}:
+            named = {PurePosixPath(m.name).as_posix(): m for m in members}  # "./x" is "x"
+            if MANIFEST not in named:
                 raise ArchiveError(f"{source} is not a driftline model archive (no {MANIFEST})")
-            manifest = json.loads(_read_member(archive, MANIFEST))
+            manifest = json.loads(_read_member(archive, named[MANIFEST]))
             found = manifest.get("format") if isinstance(manifest, dict) else None
             if found != ARCHIVE_FORMAT:
                 raise ArchiveError(f"{source}: unsupported archive format {found!r}")
@@ -113,10 +116,10 @@ def extract(source: Path, staging: Path) -> dict[tuple[str, str | None], StagedK
         raise ArchiveError(f"cannot read archive {source}: {exc.strerror or exc}") from exc
 
 
-def _read_member(archive: tarfile.TarFile, name: str) -> bytes:
-    handle = archive.extractfile(name)
+def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = archive.extractfile(member)
     if handle is None:
-        raise ArchiveError(f"archive member {name} is not a file")
+        raise ArchiveError(f"archive member {member.name} is not a file")
     with handle:
         return handle.read()
 

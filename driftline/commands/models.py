@@ -311,8 +311,8 @@ def export_command(
     as_json: bool,
 ) -> None:
     """Write the store, a model (or one --key of it) or one --version to a tar.gz."""
-    if version is not None and name is None:
-        raise click.UsageError("--version needs a model NAME")
+    if (version is not None or key is not None) and name is None:
+        raise click.UsageError("--version and --key need a model NAME")
     summary = export_archive(registry, destination, name, key, version)
     if as_json:
         emit(summary.to_dict())

@@ -186,7 +186,8 @@ def test_import_of_an_unsafe_archive_is_a_clear_error(store: Path, tmp_path: Pat
         (("show", "demand", "latest", "--key", "P-1"), "invalid version"),
         (("history", "demand", "--key", "P-7"), "no key 'P-7'"),
         (("rollback", "anomaly", "--reason", "x"), "no previous champion"),
-        (("export", "out.tar.gz", "--version", "1"), "--version needs a model NAME"),
+        (("export", "out.tar.gz", "--version", "1"), "--version and --key need a model NAME"),
+        (("export", "out.tar.gz", "--key", "P-1"), "--version and --key need a model NAME"),
     ],
 )
 def test_errors_are_one_line_messages(store: Path, args: tuple[str, ...], message: str) -> None:

@@ -184,6 +184,27 @@ def test_a_deleted_version_comes_back_from_the_store_s_own_backup(
     assert source.load("anomaly", None, 1).model.params == {"scale": 1.0}
 
 
+def test_an_archive_repacked_with_dot_slash_names_imports_like_the_original(
+    source: Registry, tmp_path: Path
+) -> None:
+    original = tmp_path / "backup.tar.gz"
+    export_archive(source, original)
+    repacked = tmp_path / "repacked.tar.gz"  # what `tar -czf x.tgz -C dir .` makes
+    with tarfile.open(original, "r:gz") as old, tarfile.open(repacked, "w:gz") as new:
+        root = tarfile.TarInfo(".")
+        root.type = tarfile.DIRTYPE
+        new.addfile(root)
+        for member in old.getmembers():
+            data = old.extractfile(member)
+            member.name = f"./{member.name}"
+            new.addfile(member, data)
+    restored = make_registry(tmp_path / "restored")
+
+    import_archive(restored, repacked)
+
+    assert snapshot(restored) == snapshot(source)
+
+
 def build_archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
     manifest = json.dumps({"format": 1, "versions": []}).encode()
     with tarfile.open(path, "w:gz") as archive:

@@ -153,7 +153,13 @@ class Registry(ModelStore):
                     fsync_tree(scratch)
                     os.rename(scratch, target)
                     fsync_dir(paths.versions)
-                self._record(paths, "register", number, reason)
+                try:
+                    self._record(paths, "register", number, reason)
+                except BaseException:
+                    # No version without its history line: a caller that retries after the
+                    # error must not leave a duplicate behind.
+                    os.rename(target, scratch)
+                    raise
                 if promote_if_first and read_aliases(paths.aliases).champion is None:
                     write_aliases(paths.aliases, number, None)
                     self._record(paths, "promote", number, "first version")

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import models.history
 from models.base import FitReport, FloatArray, Model, Scores
 from models.history import write_aliases
 from models.registry import RECOVERED, Registry
@@ -558,6 +559,25 @@ def test_write_failure_is_wrapped_and_leaves_nothing_behind(
     assert [p.name for p in paths.root.iterdir() if p.name.endswith(".tmp")] == []
     assert paths.history.read_bytes() == history_before
     assert registry.champion("demand") == 1
+
+
+def test_a_version_whose_history_line_cannot_be_written_is_not_left_behind(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_scales(registry, "demand", [1.0])
+
+    def full_disk(*args: object) -> None:
+        raise StoreWriteError("cannot write history entry: No space left on device")
+
+    monkeypatch.setattr(models.history, "append_line", full_disk)
+    with pytest.raises(StoreWriteError, match="No space left on device"):
+        registry.register(model_with(2.0), "demand")
+    monkeypatch.undo()
+
+    assert visible_versions(registry) == [1]
+    assert registry.paths("demand").scratch_dirs() == []
+    assert registry.register(model_with(2.0), "demand").version == 2  # the retry: no duplicate
+    assert visible_versions(registry) == [1, 2]
 
 
 def test_read_only_store_gives_a_clear_error(registry: Registry) -> None:

@@ -7,10 +7,13 @@ by default: a row whose timestamp, entity or required number cannot be parsed ra
 ``skip_bad_rows`` such rows are dropped and counted in a :class:`ReadReport` instead. Rows that
 repeat an (entity, ts) pair keep the last one in file order, and the report counts them.
 
-Timestamps: ISO 8601 strings (any UTC offset, converted to UTC; naive times are read in
-``mapping.tz``), a ``strptime`` format, or integers (steps of ``mapping.step`` from
-``mapping.epoch``, or epoch seconds/milliseconds with ``ts_unit``). Writers emit ``ts`` as
-ISO 8601 UTC with a ``Z`` suffix and empty cells for missing values.
+Timestamps: ISO 8601 strings (a ``Z``, ``+HH``, ``+HHMM`` or ``+HH:MM`` offset is converted to
+UTC; naive times are read in ``mapping.tz``), a ``strptime`` format (aware when it holds ``%z``
+or ``%Z``, else naive), or, without a format, integers (steps of ``mapping.step`` from
+``mapping.epoch``, or epoch seconds/milliseconds with ``ts_unit``). A time outside the
+nanosecond range (years 1677-2262) is a bad row. Entity ids are text: only an empty cell is a
+missing id. Writers emit ``ts`` as ISO 8601 UTC with a ``Z`` suffix and empty cells for
+missing values.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from models.csvmapping import ColumnMapping, CsvError
+from models.csvtimes import all_integers, integer_times, text_times
 from models.frames import (
     ENTITY,
     IS_ANOMALY,
@@ -58,6 +62,7 @@ MISSING: Final = frozenset({"", "na", "n/a", "nan", "null", "none"})  # lower-ca
 FLAGS: Final = {"0": 0, "1": 1, "false": 0, "true": 1, "no": 0, "yes": 1, "0.0": 0, "1.0": 1}
 EXAMPLES: Final = 5  # bad rows quoted in an error or report; the count covers all of them
 _FIRST_DATA_LINE: Final = 2  # line 1 is the header
+_OUT_OF_RANGE: Final = "unparseable timestamp (outside the years 1677-2262)"
 
 
 @dataclass
@@ -132,7 +137,8 @@ class _Rows:
             return pd.Series(self.mapping.entity, index=self.raw.index, dtype=str)
         name = self.mapping.entity_col or canonical
         cells = self.column(name, "--entity-col, or --entity for one series")
-        self.flag_bad(cells.str.lower().isin(MISSING), name, "missing entity id")
+        # ids are text: NA (Namibia, North America) or None are ids, only an empty cell is not
+        self.flag_bad(cells == "", name, "missing entity id")
         return cells.astype(str)
 
     def timestamps(self) -> pd.Series:
@@ -141,16 +147,24 @@ class _Rows:
         missing = cells.str.lower().isin(MISSING)
         self.flag_bad(missing, name, "missing timestamp")
         present = cells.mask(missing)
-        if present.notna().any() and present.dropna().str.fullmatch(r"-?\d+").all():
+        if m.ts_format is None and all_integers(present):
             try:
-                return _integer_times(present, m)
+                return integer_times(present, m)
             except CsvError as exc:
                 raise CsvError(f"{self.path}: column {name!r}: {exc}") from exc
-        parsed, local = _text_times(present, m.ts_format or "ISO8601", m.tz)
-        self.flag_bad(local, name, f"nonexistent or ambiguous local time in {m.tz}")
-        problem = f"unparseable timestamp (format {m.ts_format or 'ISO 8601'})"
-        self.flag_bad(parsed.isna() & ~missing, name, problem)
-        return parsed
+        shown = m.ts_format or "ISO 8601"
+        try:
+            parsed = text_times(present, m.ts_format, m.tz)
+        except ValueError as exc:  # a bad format directive, or offsets pandas cannot combine
+            raise CsvError(
+                f"{self.path}: column {name!r}: timestamps cannot be read with format "
+                f"{shown!r}: {exc}"
+            ) from exc
+        self.flag_bad(parsed.unclear, name, f"nonexistent or ambiguous local time in {m.tz}")
+        self.flag_bad(parsed.outside, name, _OUT_OF_RANGE)
+        problem = f"unparseable timestamp (format {shown})"
+        self.flag_bad(parsed.times.isna() & ~missing, name, problem)
+        return parsed.times
 
     def finish(self, frame: pd.DataFrame, entity: str, report: ReadReport | None) -> pd.DataFrame:
         """Drop or raise on bad rows, keep the last of duplicates, sort, fill the report."""
@@ -176,47 +190,6 @@ class _Rows:
         if report is None and (result.bad_rows or result.duplicates):
             log.warning("%s", result.summary())
         return out
-
-
-def _integer_times(cells: pd.Series, mapping: ColumnMapping) -> pd.Series:
-    """Integer cells as ``epoch + n * unit``: steps of ``mapping.step``, or s/ms/us/ns."""
-    step = mapping.step if mapping.ts_unit == "step" else f"1{mapping.ts_unit}"
-    unit_ns = pd.Timedelta(step).value
-    numbers = pd.to_numeric(cells, errors="coerce")
-    epoch = pd.Timestamp(mapping.epoch)
-    epoch = epoch.tz_localize("UTC") if epoch.tzinfo is None else epoch.tz_convert("UTC")
-    largest = float(numbers.abs().max())
-    # int64 nanoseconds end in 2262: refuse before the arithmetic silently wraps around
-    if largest * unit_ns + abs(epoch.as_unit("ns").value) >= 2**63:
-        raise CsvError(
-            f"integer timestamps up to {largest:.0f} in steps of {step} from {mapping.epoch} are "
-            "out of range; use --ts-unit s or ms for epoch seconds or milliseconds"
-        )
-    offsets = pd.to_timedelta(numbers.astype("Int64") * unit_ns, unit="ns")
-    return (epoch.as_unit("ns") + offsets).astype("datetime64[ns, UTC]")
-
-
-def _text_times(cells: pd.Series, fmt: str, tz: str) -> tuple[pd.Series, pd.Series]:
-    """Parse text timestamps to UTC: (timestamps, mask of local times that do not exist once).
-
-    Cells with a UTC offset or ``Z`` are converted from their own offset (offsets may change
-    from row to row, as with daylight saving); naive cells are local times in ``tz``.
-    """
-    aware = cells.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", na=False)
-    naive = cells.notna() & ~aware
-    out = pd.Series(pd.NaT, index=cells.index, dtype="datetime64[ns, UTC]")
-    unclear = pd.Series(False, index=cells.index)
-    if aware.any():
-        out[aware] = pd.to_datetime(cells[aware], errors="coerce", utc=True, format=fmt)
-    if naive.any():
-        local = pd.to_datetime(cells[naive], errors="coerce", format=fmt)
-        if local.dt.tz is None:
-            local = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-            unclear[naive] = (
-                local.isna() & pd.to_datetime(cells[naive], errors="coerce", format=fmt).notna()
-            )
-        out[naive] = local.dt.tz_convert("UTC")
-    return out, unclear
 
 
 def _load(path: str | Path, mapping: ColumnMapping | None) -> _Rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -260,3 +261,83 @@ def test_click_options_build_the_mapping() -> None:
     clash = CliRunner().invoke(command, ["--entity", "v", "--entity-col", "c"])
     assert clash.exit_code == 2
     assert "not both" in clash.output
+
+
+FAR = """entity_id,ts,v
+a,2024-01-01T00:00:00Z,1
+a,9999-12-31T00:00:00Z,2
+a,0001-01-01,3
+a,2300-01-01 00:00:00,4
+"""
+
+
+def test_timestamps_beyond_the_nanosecond_range_are_bad_rows(tmp_path: Path) -> None:
+    path = _write(tmp_path, FAR)
+    with pytest.raises(CsvError) as error:
+        read_sensor_csv(path, ColumnMapping(tz="America/New_York"))
+    message = str(error.value)
+    assert message.startswith(f"{path}: 3 bad row(s) of 4")
+    assert "line 3: column 'ts': unparseable timestamp" in message
+    assert "'9999-12-31T00:00:00Z'" in message and "'2300-01-01 00:00:00'" in message
+    report = ReadReport()
+    frame = read_sensor_csv(path, ColumnMapping(skip_bad_rows=True), report)
+    assert list(frame[TS]) == [pd.Timestamp("2024-01-01T00:00Z")]
+    assert str(frame[TS].dtype) == "datetime64[ns, UTC]"
+    assert (report.rows, report.kept, report.bad_rows, report.bad_lines) == (4, 1, 3, [3, 4, 5])
+
+
+def test_hour_only_and_compact_offsets_are_converted_to_utc(tmp_path: Path) -> None:
+    text = (  # PostgreSQL writes timestamptz as +01; a bare date must stay a local time
+        "entity_id,ts,v\n"
+        "a,2024-03-31 00:00:00+01,1\n"
+        "a,2024-03-31 01:00:00+01,2\n"
+        "a,2024-03-31 03:00:00+02,3\n"
+        "a,2024-03-31T04:00:00+0200,4\n"
+        "a,2024-03-31T05:00:00+02:00,5\n"
+        "a,2024-03-31T04:00:00Z,6\n"
+        "a,2024-03-31 07:00:00,7\n"
+        "a,2024-04-01,8\n"
+    )
+    frame = read_sensor_csv(_write(tmp_path, text), ColumnMapping(tz="Europe/Berlin"))
+    hourly = list(pd.date_range("2024-03-30T23:00Z", periods=7, freq="1h"))
+    assert list(frame[TS]) == [*hourly, pd.Timestamp("2024-03-31T22:00Z")]
+    assert list(frame["v"]) == [float(n) for n in range(1, 9)]
+
+
+def test_timestamp_errors_from_pandas_are_csv_errors(tmp_path: Path) -> None:
+    path = _write(tmp_path, "entity_id,ts,v\na,2024-01-01,1\n")
+    with pytest.raises(CsvError, match=r"column 'ts'.*format '%Q'.*bad directive"):
+        read_sensor_csv(path, ColumnMapping(ts_format="%Q"))
+
+
+def test_ts_format_applies_to_all_digit_timestamps(tmp_path: Path) -> None:
+    path = _write(tmp_path, "product_id,ts,quantity\na,20240101,3\na,20240102,6\n")
+    frame = read_demand_csv(path, ColumnMapping(ts_format="%Y%m%d"))
+    assert list(frame[TS]) == list(pd.date_range("2024-01-01", periods=2, freq="1D", tz="UTC"))
+
+
+def test_ts_format_decides_whether_times_carry_an_offset(tmp_path: Path) -> None:
+    dates = _write(tmp_path, "product_id,ts,quantity\na,15-01-2024,1\n", "dates.csv")
+    naive = ColumnMapping(ts_format="%d-%m-%Y", tz="America/New_York")
+    assert read_demand_csv(dates, naive)[TS].iloc[0] == pd.Timestamp("2024-01-15T05:00Z")
+    text = "product_id,ts,quantity\na,15-01-2024 10:00 +0100,1\na,15-01-2024 10:00,2\n"
+    aware = ColumnMapping(ts_format="%d-%m-%Y %H:%M %z", tz="America/New_York")
+    with pytest.raises(CsvError, match="line 3: column 'ts': unparseable timestamp"):
+        read_demand_csv(_write(tmp_path, text, "offsets.csv"), aware)
+    frame = read_demand_csv(tmp_path / "offsets.csv", replace(aware, skip_bad_rows=True))
+    assert list(frame[TS]) == [pd.Timestamp("2024-01-15T09:00Z")]
+
+
+def test_entity_ids_are_text_and_only_an_empty_cell_is_missing(tmp_path: Path) -> None:
+    text = (
+        "product_id,ts,quantity\n"
+        "NA,2024-01-01,1\nNone,2024-01-01,2\n"
+        "null,2024-01-01,3\n,2024-01-01,4\n"
+    )
+    report = ReadReport()
+    frame = read_demand_csv(_write(tmp_path, text), ColumnMapping(skip_bad_rows=True), report)
+    assert list(frame[PRODUCT]) == ["NA", "None", "null"]
+    assert report.bad_lines == [5]
+    assert "missing entity id" in report.problems[0]
+    sensor = read_sensor_csv(_write(tmp_path, "entity_id,ts,v\nNA,2024-01-01,1\n", "s.csv"))
+    assert list(sensor[ENTITY]) == ["NA"]

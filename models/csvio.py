@@ -76,6 +76,7 @@ class ReadReport:
     bad_lines: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     duplicates: int = 0
+    integer_times: bool = False  # the time column held integers (steps or epoch units)
 
     def summary(self) -> str:
         text = f"{self.path}: kept {self.kept} of {self.rows} rows"
@@ -93,6 +94,7 @@ class _Rows:
         self.path, self.raw, self.mapping = path, raw, mapping
         self.bad = np.zeros(len(raw), dtype=bool)
         self.messages = pd.Series("", index=raw.index, dtype=object)
+        self.integer_times = False
 
     def column(self, name: str, flag: str) -> pd.Series:
         if name not in self.raw.columns:
@@ -148,6 +150,7 @@ class _Rows:
         self.flag_bad(missing, name, "missing timestamp")
         present = cells.mask(missing)
         if m.ts_format is None and all_integers(present):
+            self.integer_times = True
             try:
                 return integer_times(present, m)
             except CsvError as exc:
@@ -187,6 +190,7 @@ class _Rows:
         result.path, result.rows, result.kept = str(self.path), len(frame), len(out)
         result.bad_rows, result.bad_lines = len(lines), [int(n) for n in lines[:EXAMPLES]]
         result.problems, result.duplicates = examples, len(good) - len(unique)
+        result.integer_times = self.integer_times
         if report is None and (result.bad_rows or result.duplicates):
             log.warning("%s", result.summary())
         return out

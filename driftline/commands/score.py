@@ -29,6 +29,7 @@ from rich.progress import (
 )
 
 from driftline.commands.train import READERS, clear_errors, read_history, store_option
+from models.csvio import ReadReport
 from models.csvmapping import ColumnMapping, CsvError, column_mapping_options
 from models.frames import ENTITY, PRODUCT, TS
 from models.registry_errors import ModelNotFoundError, NoChampionError
@@ -53,10 +54,10 @@ def resolve_key(store: Path, name: str, key: str | None) -> str | None:
     raise click.ClickException(f"model {name!r} has keys {listed}; choose one with --key")
 
 
-def output_table(table: pd.DataFrame, mapping: ColumnMapping, csv_path: Path) -> pd.DataFrame:
+def output_table(table: pd.DataFrame, mapping: ColumnMapping, integer_times: bool) -> pd.DataFrame:
     """Scores with the input's own key and time column names; integer times stay integers."""
     entity = ENTITY if ENTITY in table.columns else PRODUCT
-    if _integer_times(csv_path, mapping.ts_col or TS):
+    if integer_times:
         unit = pd.Timedelta(mapping.step if mapping.ts_unit == "step" else f"1{mapping.ts_unit}")
         epoch = pd.Timestamp(mapping.epoch)
         epoch = epoch.tz_localize("UTC") if epoch.tzinfo is None else epoch.tz_convert("UTC")
@@ -67,17 +68,6 @@ def output_table(table: pd.DataFrame, mapping: ColumnMapping, csv_path: Path) ->
         table = table.drop(columns=[entity])
     renames = {entity: mapping.entity_col or entity, TS: mapping.ts_col or TS}
     return table.rename(columns=renames)
-
-
-def _integer_times(csv_path: Path, column: str) -> bool:
-    """Whether the input's time column holds integers (steps or epoch units), as csvio reads."""
-    try:
-        cells = pd.read_csv(csv_path, usecols=[column], dtype=str, keep_default_na=False)[column]
-    except (OSError, ValueError) as exc:
-        raise CsvError(f"{csv_path}: cannot read column {column!r} again: {exc}") from exc
-    present = cells.str.strip()
-    present = present[present != ""]
-    return bool(len(present)) and bool(present.str.fullmatch(r"-?\d+").all())
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -133,11 +123,14 @@ def score(
         raise click.ClickException(
             f"{loaded.info.label} belongs to the {loaded.info.family} family, not {family}"
         )
-    history = rows_for_key(family, read_history(family, csv_path, mapping), loaded.info.key)
+    report = ReadReport()
+    history = rows_for_key(family, read_history(family, csv_path, mapping, report), loaded.info.key)
+    if report.bad_rows or report.duplicates:
+        click.echo(report.summary(), err=True)
     started = time.perf_counter()
     with rows_bar(len(history)) as advance:
         scored = score_history(loaded.model, history, on_rows=advance)
-    write_csv(output_table(scored.table(), mapping, csv_path), out_path)
+    write_csv(output_table(scored.table(), mapping, report.integer_times), out_path)
     seconds = time.perf_counter() - started
     rate = len(history) / seconds if seconds > 0 else float("inf")
     click.echo(

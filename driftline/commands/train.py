@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,12 +27,12 @@ from rich.table import Table
 from events import ContractError
 from events.checks import check_metrics
 from models.base import ModelError
-from models.csvio import read_demand_csv, read_labels_csv, read_sensor_csv
+from models.csvio import ReadReport, read_demand_csv, read_labels_csv, read_sensor_csv
 from models.csvmapping import ColumnMapping, CsvError, column_mapping_options
 from models.frames import ENTITY, metric_columns
 from models.registry_errors import RegistryError
 
-Reader = Callable[[Path, ColumnMapping], pd.DataFrame]
+Reader = Callable[[Path, ColumnMapping, ReadReport | None], pd.DataFrame]
 READERS: Final[dict[str, Reader]] = {
     "anomaly": read_sensor_csv,
     "maintenance": read_sensor_csv,
@@ -72,9 +73,11 @@ def clear_errors(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def read_history(family: str, csv_path: Path, mapping: ColumnMapping) -> pd.DataFrame:
-    """The CSV as the family's canonical history frame."""
-    frame = READERS[family](csv_path, mapping)
+def read_history(
+    family: str, csv_path: Path, mapping: ColumnMapping, report: ReadReport | None = None
+) -> pd.DataFrame:
+    """The CSV as the family's canonical history frame (what the reader did: ``report``)."""
+    frame = READERS[family](csv_path, mapping, report)
     if frame.empty:
         raise CsvError(f"{csv_path}: no rows to use")
     if ENTITY in frame:  # a sensor frame: its metrics must be names readings can carry
@@ -201,7 +204,11 @@ def train(
     started = time.perf_counter()
     with stage_bar(family, params, enabled=not as_json) as bar:
         bar.stage("read")
-        history = read_history(family, csv_path, mapping)
+        # --label-col/--risk-col name the labels file's columns when it is given apart
+        readings = (
+            mapping if labels_path is None else replace(mapping, label_col=None, risk_col=None)
+        )
+        history = read_history(family, csv_path, readings)
         if labels_path is not None:
             history = attach_labels(history, read_labels_csv(labels_path, mapping))
         read_seconds = time.perf_counter() - started

@@ -119,6 +119,34 @@ def test_labels_file_joins_the_readings(tmp_path: Path, csvs: dict[str, Path]) -
     assert summary["metrics"]["f1"] > 0.0
 
 
+def test_label_col_names_the_column_of_the_labels_file(
+    tmp_path: Path, csvs: dict[str, Path]
+) -> None:
+    labels = pd.read_csv(csvs["labels"]).rename(columns={"is_anomaly": "label"})
+    path = tmp_path / "labels.csv"
+    labels.to_csv(path, index=False)
+    summary = train_json(
+        tmp_path / "store",
+        "anomaly",
+        csvs["readings"],
+        "--labels",
+        str(path),
+        "--label-col",
+        "label",
+    )
+    assert summary["metrics"]["f1"] > 0.0
+
+
+def test_score_reads_the_file_as_train_does(tmp_path: Path, csvs: dict[str, Path]) -> None:
+    spaced = tmp_path / "spaced.csv"  # a header written as "entity_id, ts, power, ..."
+    lines = csvs["machines"].read_text().splitlines()
+    spaced.write_text("\n".join([lines[0].replace(",", ", "), *lines[1:]]) + "\n")
+    store, out = tmp_path / "store", tmp_path / "out.csv"
+    train_json(store, "anomaly", spaced)
+    scores = score_csv(store, "anomaly", spaced, out)
+    assert len(scores) == len(lines) - 1
+
+
 def test_column_mapping_names_come_back_in_the_output(
     tmp_path: Path, csvs: dict[str, Path]
 ) -> None:

@@ -54,6 +54,10 @@ NOTES: Final = """\
 - `tests/monitor/test_service_kafka.py`: a monitor restarted after its retrain request does
   not ask again.
 - `tests/trainer/test_fault.py`: the trainer killed during a fit retries the request once.
+- `tests/trainer/test_service_faults.py`: a job that fails runs again after growing
+  delays; one that fails because the broker or the store cannot be reached (an
+  unacknowledged announcement, a replay that times out, an EIO from the store) waits
+  for it without using up an attempt, for up to `TRAINER_UNAVAILABLE_WAIT_S`.
 - `tests/trainer/test_outbox.py`, `test_retraining.py`, `test_shadow.py`: a promotion (by a
   job or a shadow verdict) whose `model.updates` record was refused, or cut short by a stop,
   is announced at the next start or scheduled check, and its job ends as promoted instead
@@ -61,7 +65,8 @@ NOTES: Final = """\
   announced. A champion the store cannot load stops the validation (the job runs again)
   instead of letting the candidate through.
 - `tests/models/test_registry.py`: ENOSPC during a register (simulated), a process killed
-  mid-register, concurrent writers, tampered files refused on load.
+  mid-register, concurrent writers, tampered files refused on load; a promotion made
+  over a champion other than the one it was validated against is refused.
 - `tests/models/test_archive.py`: archive import refuses path traversal, absolute paths,
   links out of the store, devices and tampered files. Models are loaded only from the
   registry, after every file's sha256 is checked against metadata.json.

@@ -11,6 +11,15 @@ class DataError(TrainerError):
     """Training data could not be read (replay from Kafka, imported CSV)."""
 
 
+class UnavailableError(TrainerError):
+    """The broker or the model store cannot be reached now: the job waits and runs again
+    without using up an attempt (``TRAINER_UNAVAILABLE_WAIT_S`` bounds the wait)."""
+
+
+class ReplayUnavailableError(DataError, UnavailableError):
+    """The broker did not answer the replay of a training window in time."""
+
+
 class TooLittleDataError(DataError):
     """The window holds fewer samples than the configured minimum."""
 
@@ -28,7 +37,7 @@ class InfraCheckError(TrainerError):
     """A registered candidate failed to load (checksums) or to predict finite outputs."""
 
 
-class PublishError(TrainerError):
+class PublishError(UnavailableError):
     """A model update could not be delivered to Kafka."""
 
 

@@ -28,6 +28,12 @@ DECISIONS = Counter(
     ["model", "action", "outcome"],
 )
 JOBS_QUEUED = Gauge(PREFIX + "jobs_queued", "Jobs waiting or running.")
+JOB_WAITS = Counter(
+    PREFIX + "job_waits_total",
+    "Job runs that failed because the broker or the model store could not be reached; the "
+    "job runs again later without using up an attempt.",
+    ["model"],
+)
 JOB_SECONDS = Histogram(
     PREFIX + "job_seconds",
     "Seconds one job took, from its start to its recorded decision.",

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from trainer.errors import DataError
+from trainer.errors import DataError, ReplayUnavailableError
 
 # Metadata, offset and watermark requests; a local broker answers in milliseconds.
 REQUEST_TIMEOUT_S: Final = 10.0
@@ -72,7 +72,7 @@ def read_window(
         consumer.assign([TopicPartition(topic, p, begin) for p, (begin, _) in bounds.items()])
         return _drain(consumer, topic, bounds, window, timeout_s, keys)
     except KafkaException as exc:
-        raise DataError(f"cannot replay {topic}: {exc}") from exc
+        raise ReplayUnavailableError(f"cannot replay {topic}: {exc}") from exc
     finally:
         consumer.close()
 
@@ -89,7 +89,9 @@ def _bounds(consumer: Any, topic: str, start_ms: int) -> dict[int, tuple[int, in
     bounds: dict[int, tuple[int, int]] = {}
     for tp in found:
         if tp.error is not None:
-            raise DataError(f"cannot look up {topic}[{tp.partition}] by time: {tp.error}")
+            raise ReplayUnavailableError(
+                f"cannot look up {topic}[{tp.partition}] by time: {tp.error}"
+            )
         _, high = consumer.get_watermark_offsets(
             TopicPartition(topic, tp.partition), timeout=REQUEST_TIMEOUT_S, cached=False
         )
@@ -112,7 +114,7 @@ def _drain(
     deadline = time.monotonic() + timeout_s
     while remaining:
         if time.monotonic() > deadline:
-            raise DataError(
+            raise ReplayUnavailableError(
                 f"replay of {topic} did not reach the end of partition(s) {sorted(remaining)} "
                 f"within {timeout_s:g} s"
             )
@@ -122,7 +124,7 @@ def _drain(
                 if error.code() == KafkaError._PARTITION_EOF:
                     remaining.discard(message.partition())
                     continue
-                raise DataError(f"replay of {topic} failed: {error}")
+                raise ReplayUnavailableError(f"replay of {topic} failed: {error}")
             partition, offset = message.partition(), message.offset()
             high = bounds[partition][1]
             if offset >= high - 1:

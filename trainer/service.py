@@ -44,6 +44,7 @@ from trainer.errors import StateError
 from trainer.jobs import JobRunner, Work
 from trainer.lineage import parse_time
 from trainer.retraining import Clock, Retrainer, utc_now
+from trainer.retries import JobRetries
 from trainer.settings import TrainerSettings
 from trainer.shadow import ShadowTracker, ShadowVerdict, settle
 from trainer.state import DecisionRecord, Job, TrainerState, model_label, single_instance
@@ -95,7 +96,7 @@ class TrainerService:
         self._stop = threading.Event()
         self._next_check = time.monotonic()
         self._check_queued = threading.Event()
-        self._retries: list[threading.Timer] = []
+        self.retries = JobRetries(settings, self._submit, self._stop)
         self.fatal: BaseException | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -130,8 +131,7 @@ class TrainerService:
     def close(self) -> None:
         """Let the job in flight finish (bounded), leave the group, stop the helpers."""
         self.health.set_stopping()
-        for timer in self._retries:
-            timer.cancel()
+        self.retries.cancel()
         unfinished = self.runner.stop(self.settings.shutdown_timeout_s)
         if unfinished is not None and unfinished.job_id is not None:
             log.warning(
@@ -268,10 +268,12 @@ class TrainerService:
             self.fatal = exc
             return
         except Exception as exc:
+            if self.retries.wait_if_unavailable(job, exc, self.state.release):
+                return
             log.exception("job %s for %s failed", job_id, job.label)
             attempts = next((j.attempts for j in self.state.pending() if j.job_id == job_id), 0)
             if attempts < self.settings.max_attempts and not self._stop.is_set():
-                self._retry_later(job, attempts)
+                self.retries.later(job, attempts)
                 return
             record = DecisionRecord.unfinished(
                 replace(job, attempts=attempts),
@@ -283,22 +285,8 @@ class TrainerService:
         metrics.JOB_SECONDS.labels(job.model, record.action).observe(time.monotonic() - started)
         self._finish(record)
 
-    def _retry_later(self, job: Job, attempts: int) -> None:
-        """Run ``job`` again after a delay that doubles per attempt: a store or a broker
-        away for a few seconds would fail an immediate retry too, and use up the job."""
-        delay = self.settings.retry_delay_s * 2 ** max(0, attempts - 1)
-        log.info("job %s for %s runs again in %.0f s", job.job_id, job.label, delay)
-
-        def resubmit() -> None:
-            if not self._stop.is_set():
-                self._submit(job)
-
-        timer = threading.Timer(delay, resubmit)
-        timer.daemon = True  # a stop leaves the job pending: the next start resumes it
-        self._retries = [waiting for waiting in self._retries if waiting.is_alive()] + [timer]
-        timer.start()
-
     def _finish(self, record: DecisionRecord) -> None:
+        self.retries.forget(record.job_id)
         try:
             self.state.finish(record)
         except StateError as exc:

@@ -229,6 +229,13 @@ class TrainerSettings(BaseSettings):
         description="Wait before a job that failed (store or broker unreachable) runs again; "
         "doubled for each further attempt.",
     )
+    unavailable_wait_s: float = Field(
+        3600.0,
+        ge=0,
+        description="How long a job whose broker or model store cannot be reached waits for "
+        "it (running again with growing delays, at most 10 min apart) before the failure "
+        "counts as an attempt; 0: such failures count at once.",
+    )
     processed_kept: int = Field(
         10_000, ge=100, description="Handled request ids remembered for deduplication."
     )

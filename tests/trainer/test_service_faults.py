@@ -15,7 +15,8 @@ from events import ModelHealth, codec_for, topics
 from events.samples import samples
 from events.settings import KafkaSettings
 from models.registry import Registry
-from trainer.errors import PublishError
+from models.registry_errors import RegistryError
+from trainer.errors import PublishError, ReplayUnavailableError
 from trainer.service import TrainerService
 from trainer.settings import TrainerSettings
 from trainer.state import Job
@@ -55,7 +56,7 @@ def test_a_failed_job_runs_again_after_a_delay_not_at_once(
     def failing(job: Job) -> Any:
         service.state.begin(job.job_id, "2026-01-01T00:00:00+00:00")
         runs.append(job.job_id)
-        raise PublishError("cannot announce demand v2: not acknowledged")
+        raise ValueError("the fit diverged")
 
     monkeypatch.setattr(service.retrainer, "run", failing)
     job = Job("r-1", "demand", None, "request", "full_retrain", "test")
@@ -63,14 +64,56 @@ def test_a_failed_job_runs_again_after_a_delay_not_at_once(
     try:
         service._run_job("r-1")
         assert runs == ["r-1"] and len(service.runner) == 0  # not resubmitted at once
-        [retry] = service._retries
+        [retry] = service.retries.timers
         assert retry.interval == 30.0
         service._run_job("r-1")  # the second attempt fails too: the delay doubles
-        assert service._retries[-1].interval == 60.0
+        assert service.retries.timers[-1].interval == 60.0
         service._run_job("r-1")  # the last attempt: the job is given up
-        assert len(service._retries) == 2
+        assert len(service.retries.timers) == 2
         [record] = service.state.decisions()
         assert (record.outcome, record.attempts) == ("failed", 3)
     finally:
         service.close()
-    assert all(not timer.is_alive() for timer in service._retries)
+    assert all(not timer.is_alive() for timer in service.retries.timers)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PublishError("cannot announce demand v2: not acknowledged"),
+        ReplayUnavailableError("replay of readings.demand did not reach the end"),
+        RegistryError("cannot read aliases: [Errno 5] Input/output error"),
+    ],
+)
+def test_a_job_waits_for_an_unreachable_broker_or_store_without_using_an_attempt(
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    announcer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    settings = TrainerSettings(model_store=tmp_path / "store", retry_delay_s=30.0)
+    service = TrainerService(settings, kafka_settings, announcer=announcer, serve_http=False)
+    if isinstance(error, RegistryError):
+        error.__cause__ = OSError(5, "Input/output error")
+
+    def failing(job: Job) -> Any:
+        service.state.begin(job.job_id, "2026-01-01T00:00:00+00:00")
+        raise error
+
+    monkeypatch.setattr(service.retrainer, "run", failing)
+    assert service.state.enqueue(Job("r-1", "demand", None, "request", "full_retrain", "test"))
+    try:
+        for _ in range(4):  # twice max_attempts: none of them counts
+            service._run_job("r-1")
+        assert [t.interval for t in service.retries.timers] == [30.0, 60.0, 120.0, 240.0]
+        [pending] = service.state.pending()
+        assert pending.attempts == 0 and service.state.decisions() == []
+        service.settings = settings.model_copy(update={"unavailable_wait_s": 0.0})
+        service.retries.settings = service.settings  # the wait is over: failures count again
+        service._run_job("r-1")
+        service._run_job("r-1")
+        [record] = service.state.decisions()
+        assert (record.outcome, record.attempts) == ("failed", 2)
+    finally:
+        service.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
@@ -282,17 +282,16 @@ class Runner:
 
     @staticmethod
     def _acknowledged(settled: Sequence[KafkaMessage]) -> None:
-        """End-to-end latency of the oldest reading per topic of the batches just settled."""
+        """End-to-end latency of every reading of the batches just settled."""
         if not settled:
             return
         acknowledged_ms = time.time_ns() // 1_000_000
-        oldest: dict[str, int] = {}
+        stamps: dict[str, list[int]] = defaultdict(list)
         for message in settled:
-            topic = message.topic() or ""
             _, timestamp_ms = message.timestamp()
-            if timestamp_ms > 0 and timestamp_ms < oldest.get(topic, acknowledged_ms + 1):
-                oldest[topic] = timestamp_ms
-        metrics.record_latency(oldest, acknowledged_ms)
+            if timestamp_ms > 0:
+                stamps[message.topic() or ""].append(timestamp_ms)
+        metrics.record_latency(stamps, acknowledged_ms)
 
     def _lags(self, last: dict[tuple[str, int], int]) -> list[tuple[str, int, int]]:
         lags = []

@@ -107,6 +107,7 @@ class Outcome:
     requests: list[RetrainRequest] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     retired: list[VersionKey] = field(default_factory=list)
+    serving: dict[VersionKey, bool] = field(default_factory=dict)  # every tracked version
 
 
 class Evaluator:
@@ -183,6 +184,8 @@ class Evaluator:
 
     def take(self) -> Outcome:
         out, self._out = self._out, Outcome()
+        serving = {(m, k): self._serving_version(m, k) for m, k, _ in self._versions}
+        out.serving = {(m, k, v): serving[m, k] == v for m, k, v in self._versions}
         return out
 
     def _state(self, version_key: VersionKey, now: datetime) -> VersionState | None:

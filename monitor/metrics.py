@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -70,6 +70,12 @@ COVERAGE = Gauge(
     PREFIX + "label_coverage_ratio", "Matched / (matched + expired), time window.", MODEL_LABELS
 )
 STATUS = Gauge(PREFIX + "status", "-1 unknown, 0 healthy, 1 warning, 2 critical.", MODEL_LABELS)
+SERVING = Gauge(
+    PREFIX + "serving",
+    "1 for the version of a model key that serves now (its predictions are the newest on the "
+    "main topic), 0 for the others still measured (a challenger, the version it replaced).",
+    MODEL_LABELS,
+)
 REQUESTS = Counter(
     PREFIX + "retrain_requests_total", "Retrain requests published.", ["model", "key", "action"]
 )
@@ -83,7 +89,7 @@ RECOVERY_SECONDS = Gauge(PREFIX + "recovery_seconds", "Seconds the start-up repl
 RECOVERED_PAIRS = Gauge(PREFIX + "recovered_pairs", "Pairs read back at start-up.")
 
 _WINDOWED: Final = (ROLLING_MAE, ROLLING_RMSE, ROLLING_MAPE, ROLLING_BIAS, WINDOW_PAIRS)
-_PER_VERSION: Final = (BASELINE_MAE, DEGRADATION, COVERAGE, STATUS)
+_PER_VERSION: Final = (BASELINE_MAE, DEGRADATION, COVERAGE, STATUS, SERVING)
 
 
 def _labels(model: str, key: str | None, version: int) -> tuple[str, str, str]:
@@ -123,6 +129,12 @@ def record_evaluation(evaluation: Evaluation) -> None:
     DEGRADATION.labels(*labels).set(_number(evaluation.degradation))
     COVERAGE.labels(*labels).set(_number(evaluation.coverage))
     STATUS.labels(*labels).set(STATUS_NUMBERS[evaluation.status])
+
+
+def record_serving(serving: Mapping[tuple[str, str | None, int], bool]) -> None:
+    """Which tracked version of each model key serves now."""
+    for (model, key, version), now in serving.items():
+        SERVING.labels(*_labels(model, key, version)).set(1 if now else 0)
 
 
 def _record_window(labels: tuple[str, str, str], window: str, stats: WindowStats) -> None:

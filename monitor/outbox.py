@@ -84,6 +84,7 @@ class Outbox:
         for evaluation in outcome.evaluations:
             metrics.record_evaluation(evaluation)
         metrics.retire(outcome.retired)
+        metrics.record_serving(outcome.serving)
         return len(outcome.health) + len(outcome.requests) + len(outcome.alerts)
 
     def dead_letter(self, message: Message, error: ContractError) -> None:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from events import MonitorPair, RetrainRequest
+from monitor import metrics
 from monitor.evaluator import Evaluator, EvaluatorConfig, Outcome
 from monitor.health import Thresholds
 
@@ -184,6 +185,21 @@ def test_after_a_rollback_the_older_version_is_judged_again(build: SimpleNamespa
     made(evaluator, 3, minute=2)  # ... and rolled back: v3 predicts again
     drift = feed(evaluator, stream(build, 300, mae=9.0, version=3, start=100))
     assert [r.evidence["version"] for r in drift.requests] == [3]
+
+
+def test_each_take_says_which_tracked_version_serves(build: SimpleNamespace) -> None:
+    evaluator = Evaluator(CONFIG, baselines)
+    made(evaluator, 3, minute=0)
+    feed(evaluator, stream(build, 50, mae=9.0, version=3))  # v3 drifted ...
+    made(evaluator, 4, minute=1)  # ... and was replaced; its late pairs still arrive
+    evaluator.add_pair(build.pair(50, 1.0, version=4), NOW)
+    serving = evaluator.take().serving
+    assert serving == {("demand", "sku-1", 3): False, ("demand", "sku-1", 4): True}
+    metrics.record_serving(serving)
+    assert metrics.SERVING.labels("demand", "sku-1", "3")._value.get() == 0
+    assert metrics.SERVING.labels("demand", "sku-1", "4")._value.get() == 1
+    made(evaluator, 3, minute=2)  # rolled back
+    assert evaluator.take().serving[("demand", "sku-1", 3)]
 
 
 def test_a_retired_version_rolled_back_to_is_tracked_again(build: SimpleNamespace) -> None:

@@ -2,7 +2,8 @@
 
 The server is the worker's (:class:`worker.http.HealthServer`, bound to 127.0.0.1 by
 default); only readiness differs. The monitor is ready once its state is rebuilt from its
-topics and the group has given it partitions; live while its loop keeps polling.
+topics and the group has given it partitions; live while it rebuilds that state (bounded by
+its own timeout), then while its loop keeps polling.
 """
 
 from __future__ import annotations
@@ -29,7 +30,18 @@ class MonitorHealth(Health):
     def set_recovered(self) -> None:
         with self._facts_lock:
             self._recovered = True
+        self.polled()  # the loop's polls count from here
         self._update()
+
+    def liveness(self) -> tuple[bool, dict[str, Any]]:
+        """Live while the start-up replay runs (it polls no group, and may take longer than
+        the liveness timeout; ``MONITOR_RECOVERY_TIMEOUT_S`` bounds it and fails the start),
+        then while the loop keeps polling."""
+        with self._facts_lock:
+            recovered = self._recovered
+        if recovered:
+            return super().liveness()
+        return True, {"alive": True, "rebuilding_state": True}
 
     def set_partitions(self, count: int) -> None:
         with self._facts_lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -42,3 +43,13 @@ def test_readiness_follows_recovery_and_partitions() -> None:
     finally:
         server.stop()
     assert server.server_address[0] == "127.0.0.1"
+
+
+def test_a_long_start_up_replay_is_alive_and_the_loop_is_judged_from_its_end() -> None:
+    health = MonitorHealth(liveness_timeout_s=60)
+    health._last_poll = time.monotonic() - 120  # the replay has run for two minutes
+    assert health.liveness()[0]
+    health.set_recovered()
+    assert health.liveness()[0]  # the loop's clock starts when the replay ends
+    health._last_poll = time.monotonic() - 120  # then a loop that stopped polling
+    assert not health.liveness()[0]

@@ -25,6 +25,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/dashboards/driftline.json"
+RULES = ROOT / "deploy/prometheus/rules.yml"
 DATASOURCES = ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml"
 PROVIDER = ROOT / "deploy/grafana/provisioning/dashboards/driftline.yml"
 MODULES = ("worker.metrics", "monitor.metrics", "trainer.metrics")
@@ -96,6 +97,26 @@ def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
         match = LABEL_FUNCTION.fullmatch(text.strip())
         assert match, f"variable {variable['name']}: unsupported query {text!r}"
         yield f"variable {variable['name']}", f'{match.group(1)}{{{match.group(2)}!=""}}'
+
+
+def rule_expressions() -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every alert rule of deploy/prometheus/rules.yml."""
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            yield f"alert {rule['alert']}", rule["expr"]
+
+
+def test_every_alert_rule_selects_exported_series_by_their_labels(
+    exported: dict[str, frozenset[str]],
+) -> None:
+    found = list(rule_expressions())
+    assert found
+    for where, expr in found:
+        names = metric_names(expr)
+        assert names and not names - exported.keys(), f"{where}: {sorted(names)}"
+        known = frozenset().union(*(exported[name] for name in names))
+        unknown = label_names(expr) - known
+        assert not unknown, f"{where}: labels {sorted(unknown)} not on {sorted(names)}"
 
 
 @pytest.fixture(scope="module")

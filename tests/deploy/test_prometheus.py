@@ -39,6 +39,7 @@ from worker.records import BatchResult
 HERE = Path(__file__).resolve().parent
 DRIFTLINE = Path(sys.executable).with_name("driftline")
 DASHBOARD = HERE.parents[1] / "deploy/grafana/dashboards/driftline.json"
+RULES = HERE.parents[1] / "deploy/prometheus/rules.yml"
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 NO_PROMETHEUS = "prometheus not installed (Debian package `prometheus`: apt-get install prometheus)"
@@ -189,7 +190,8 @@ class RunningPrometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "prometheus.log"
         config = {
-            "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": "15s"},
+            "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": "1s"},
+            "rule_files": [str(RULES)],
             "scrape_configs": [
                 {
                     "job_name": "worker",
@@ -303,6 +305,31 @@ def test_prometheus_evaluates_every_dashboard_query(prometheus: RunningPrometheu
             expr = expr.replace(variable, value)
         assert "$" not in expr, f"unfilled Grafana variable in {expr!r}"
         prometheus.api("query", query=expr)  # a parse error answers 400
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)
+def test_prometheus_evaluates_every_alert_rule(prometheus: RunningPrometheus) -> None:
+    def rules() -> list[dict[str, Any]]:
+        groups = prometheus.api("rules")["groups"]
+        return [rule for group in groups for rule in group["rules"]]
+
+    def evaluated() -> bool:
+        found = rules()
+        return bool(found) and all(rule["health"] != "unknown" for rule in found)
+
+    wait_until(evaluated, "every alert rule evaluated once")
+    failing = {rule["name"]: rule.get("lastError") for rule in rules() if rule["health"] != "ok"}
+    assert not failing
+    assert len(rules()) == len(yaml.safe_load(RULES.read_text())["groups"][0]["rules"])
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
+def test_promtool_accepts_the_alert_rules() -> None:
+    assert PROMTOOL is not None
+    checked = subprocess.run(
+        [PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)

@@ -35,6 +35,11 @@ DECODE_FAILURES = Counter(
     "Input records refused by their contract (actuals go to the DLQ; others are skipped).",
     ["topic", "reason"],
 )
+DLQ_RECORDS = Counter(
+    PREFIX + "dlq_records_total",
+    "Actuals refused by their contract and copied to their dead-letter topic.",
+    ["topic", "reason"],
+)
 PAIRS = Counter(PREFIX + "pairs_total", "Predictions matched with their actual.", MODEL_LABELS)
 EXPIRED = Counter(
     PREFIX + "expired_predictions_total",

@@ -181,6 +181,7 @@ class MonitorService:
                 # The monitor is the consumer of labels, so it dead-letters them; readings
                 # and predictions are dead-lettered by the worker that reads or writes them.
                 outbox.dead_letter(message, exc)
+                metrics.DLQ_RECORDS.labels(topic, exc.reason).inc()
             return topic
         self._dispatch(record, tp, offset)
         return topic

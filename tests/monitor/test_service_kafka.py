@@ -22,6 +22,7 @@ from confluent_kafka.cimpl import NewTopic
 from driftline.cli import main
 from events import Actual, DemandReading, Message, SensorReading, codec_for, topics
 from events.settings import KafkaSettings
+from monitor import metrics
 from monitor.evaluator import Evaluator, EvaluatorConfig
 from monitor.join import Joiner, JoinPolicy
 from monitor.service import MonitorService
@@ -220,6 +221,8 @@ def test_predictions_and_actuals_become_pairs(
             letters.until(1)
             [letter] = letters.raw
             assert dict(letter.headers())["dlq.error.reason"] == b"missing_field"
+            counted = metrics.DLQ_RECORDS.labels(s.actuals_topic, "missing_field")
+            assert counted._value.get() == 1
             wait_until(lambda: service.joiner.pending == 0, "the unlabelled prediction to expire")
         [seq] = [state for state in service.evaluator.states() if state.model == "seq"]
         assert (seq.pairs, seq.expired) == (5, 1)

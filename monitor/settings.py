@@ -208,7 +208,10 @@ class MonitorSettings(BaseSettings):
     )
     http_port: int = Field(9401, ge=0, le=65535, description="HTTP port (0 = any free one).")
     liveness_timeout_s: float = Field(
-        60.0, gt=0, description="/healthz fails when the loop has not polled for this long."
+        120.0,
+        gt=0,
+        description="/healthz fails when the loop has not polled for this long. Longer than "
+        "delivery_timeout_ms: a batch waits that long for its outputs while the broker is away.",
     )
 
     @model_validator(mode="after")
@@ -217,6 +220,11 @@ class MonitorSettings(BaseSettings):
             raise ValueError(
                 f"critical_degradation {self.critical_degradation} is below "
                 f"warning_degradation {self.warning_degradation}"
+            )
+        if self.liveness_timeout_s <= self.delivery_timeout_ms / 1000:
+            raise ValueError(
+                f"liveness_timeout_s {self.liveness_timeout_s:g} must exceed delivery_timeout_ms "
+                f"{self.delivery_timeout_ms} (a batch may wait that long for the broker)"
             )
         if self.sensor_topic == "":
             self.sensor_topic = None

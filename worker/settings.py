@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import topics
@@ -218,13 +218,24 @@ class WorkerSettings(BaseSettings):
     )
     http_port: int = Field(9400, ge=0, le=65535, description="HTTP port (0 = any free one).")
     liveness_timeout_s: float = Field(
-        60.0,
+        180.0,
         gt=0,
-        description="/healthz fails when the consume loop has not polled for this long.",
+        description="/healthz fails when the consume loop has not polled for this long. "
+        "Longer than delivery_timeout_ms: a batch waits that long for its acknowledgements "
+        "while the broker is away, and a probe must not restart a worker that waits.",
     )
     shutdown_timeout_s: float = Field(
         30.0, gt=0, description="Bound on a graceful stop: finish the batch, flush, commit."
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> WorkerSettings:
+        if self.liveness_timeout_s <= self.delivery_timeout_ms / 1000:
+            raise ValueError(
+                f"liveness_timeout_s {self.liveness_timeout_s:g} must exceed delivery_timeout_ms "
+                f"{self.delivery_timeout_ms} (a batch may wait that long for the broker)"
+            )
+        return self
 
     def pipeline_factory(self) -> PipelineFactory:
         """The callable named by :attr:`pipeline`, imported now."""

@@ -33,6 +33,12 @@ def test_critical_below_warning_is_refused() -> None:
         MonitorSettings(warning_degradation=0.3, critical_degradation=0.2)
 
 
+def test_liveness_must_outlast_a_wait_for_the_broker() -> None:
+    with pytest.raises(ValidationError, match="must exceed delivery_timeout_ms"):
+        MonitorSettings(liveness_timeout_s=60, delivery_timeout_ms=60_000)
+    assert MonitorSettings().liveness_timeout_s > MonitorSettings().delivery_timeout_ms / 1000
+
+
 def test_client_configs() -> None:
     settings = MonitorSettings(instance_id="m-0")
     kafka = KafkaSettings(bootstrap_servers="broker:9092")

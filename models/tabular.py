@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from pydantic import TypeAdapter, ValidationError
 
 from models.base import FeatureMismatchError, FloatArray, Model, ModelError, NotFittedError
 from models.features import FeatureRows, FeatureSpec, frame_rows, spec_from_dict
@@ -32,7 +33,14 @@ def parse_params(cls: type[P], params: dict[str, Any], family: str) -> P:
         raise ModelError(f"{family}: unknown parameter(s) {unknown}; known: {sorted(known)}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     try:
-        return cls(**values)
+        # Typed: {"a": 1} where a tuple of lags belongs is refused here, by name, instead
+        # of failing deep inside the features.
+        return TypeAdapter(cls).validate_python(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise ModelError(f"{family}: bad parameter value: {problems}") from exc
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{family}: bad parameter value: {exc}") from exc
 

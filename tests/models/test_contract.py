@@ -267,3 +267,18 @@ def test_unknown_parameter_is_a_model_error(name: str) -> None:
     _case(name)
     with pytest.raises(ModelError, match="no_such_knob"):
         model_class(name)({"no_such_knob": 1})
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "field"),
+    [
+        ("demand", {"lags": {"a": 1}}, "lags"),
+        ("anomaly", {"n_estimators": "many"}, "n_estimators"),
+        ("maintenance", {"max_depth": [3]}, "max_depth"),
+    ],
+)
+def test_a_parameter_of_the_wrong_type_is_a_model_error_naming_it(
+    name: str, params: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ModelError, match=rf"bad parameter value: {field}"):
+        model_class(name)(params)

@@ -79,10 +79,12 @@ class LocalBroker:
         start_timeout_s: float = START_TIMEOUT_S,
         class_archives: ArchiveMode = "use",
         fresh: bool = True,
+        tied: bool = True,
     ) -> None:
         if not fresh and data_dir is None:
             raise ValueError("fresh=False needs a data_dir: a temporary one is removed on stop")
         self._fresh = fresh
+        self._tied = tied  # stopped with its caller (broker.process.spawn); False: detached
         self._requested_dir = data_dir
         self._port = port
         self._controller_port = controller_port
@@ -226,7 +228,9 @@ class LocalBroker:
             "kafka.Kafka",
             [str(self._properties_file)],
         )
-        self._process = spawn(command, self.data_dir / "logs" / "jvm.out", cwd=self.data_dir)
+        self._process = spawn(
+            command, self.data_dir / "logs" / "jvm.out", cwd=self.data_dir, tied=self._tied
+        )
         wait_until_ready(
             self.bootstrap_servers,
             cluster_id,

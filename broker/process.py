@@ -7,8 +7,10 @@ anything it may fork, and a Ctrl-C in the terminal that started it does not.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,17 +23,36 @@ POLL_INTERVAL_S = 0.05
 KILL_WAIT_S = 10.0
 
 
-def spawn(command: Sequence[str], output: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    """Start ``command`` detached from the caller's session; stdout and stderr to ``output``."""
+def spawn(
+    command: Sequence[str], output: Path, cwd: Path, *, tied: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` detached from the caller's session; stdout and stderr to ``output``.
+
+    ``tied``: the process gets SIGTERM when the caller dies, however it dies (SIGKILL, a
+    test run's time limit), so it cannot outlive it (see :func:`tied_to_caller`).
+    """
+    argv = tied_to_caller(command) if tied else list(command)
     with output.open("ab") as sink:
         return subprocess.Popen(
-            list(command),
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=cwd,
             start_new_session=True,
         )
+
+
+def tied_to_caller(command: Sequence[str]) -> list[str]:
+    """``command`` run so that it gets SIGTERM when the calling thread's process dies.
+
+    Linux ties a child to the *thread* that started it, so only a start from the main
+    thread is tied; without util-linux's ``setpriv`` the command is returned as it is.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return list(command)
+    return [setpriv, "--pdeathsig", "TERM", *command]  # setpriv execs: same pid, same argv
 
 
 def is_alive(pid: int) -> bool:

@@ -10,6 +10,8 @@ project's own Apache Kafka JVM) in a temporary directory. Every test that uses
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -29,6 +31,17 @@ DOCKER_PING_TIMEOUT_S = 2
 ADMIN_TIMEOUT_S = 30.0
 
 TopicFactory = Callable[..., str]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A SIGTERM (a CI time limit, a closed session) stops the run as Ctrl-C does, so the
+    fixtures' teardown stops the brokers and services they started."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Final
 
+from broker.process import tied_to_caller
+
 log = logging.getLogger(__name__)
 
 # How often exits are checked; children exit on their own time, this only bounds noticing.
@@ -72,6 +74,7 @@ class Supervisor:
         self.grace_s = grace_s
         self.children: list[subprocess.Popen[bytes]] = []
         self._stopping = False
+        self._stop_signal: int = signal.SIGTERM
         self._stop_deadline: float | None = None
 
     def run(self) -> int:
@@ -88,15 +91,20 @@ class Supervisor:
                 "WORKER_INSTANCE_ID": spec.instance_id,
                 "WORKER_HTTP_PORT": str(spec.http_port),
             }
-            child = subprocess.Popen(self.command, env=env, start_new_session=True)
+            # Tied: a supervisor killed with SIGKILL leaves no worker behind in the group.
+            command = tied_to_caller(self.command)
+            child = subprocess.Popen(command, env=env, start_new_session=True)
             self.children.append(child)
             log.info("started worker %s (pid %d)", spec.instance_id, child.pid)
+            if self._stopping:  # a signal arrived while the children were being started
+                child.send_signal(self._stop_signal)
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
         """Forward ``signum`` to every running child, once; they stop gracefully."""
         if self._stopping:
             return
         self._stopping = True
+        self._stop_signal = signum
         self._stop_deadline = time.monotonic() + self.grace_s
         self._signal_all(signum)
 

@@ -40,7 +40,7 @@ def broker() -> None:
 def start(port: int | None, data_dir: Path | None) -> None:
     """Start a broker in the background and print its bootstrap address."""
     _refuse_if_running(data_dir)
-    local = LocalBroker(data_dir, port=port)
+    local = LocalBroker(data_dir, port=port, tied=False)  # it outlives this command
     try:
         local.start()
     except BrokerError as exc:

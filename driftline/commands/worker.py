@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Final
 
@@ -88,15 +89,7 @@ def serve(settings: WorkerSettings, kafka: KafkaSettings) -> int:
     stop = threading.Event()
     watchdog = threading.Timer(settings.shutdown_timeout_s, _shutdown_overran, (settings,))
     watchdog.daemon = True
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():  # a second Ctrl-C: the operator does not want to wait
-            log.warning("second %s: exiting without a clean close", signal.Signals(signum).name)
-            _exit_now()
-        log.info("received %s; finishing the batch in flight", signal.Signals(signum).name)
-        stop.set()
-        watchdog.start()
-
+    on_signal = StopOnSignal(stop, watchdog.start, _exit_now)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
     try:
@@ -108,6 +101,35 @@ def serve(settings: WorkerSettings, kafka: KafkaSettings) -> int:
     finally:
         watchdog.cancel()
     return 0
+
+
+class StopOnSignal:
+    """SIGTERM/SIGINT: finish the batch in flight and stop, within the shutdown timeout.
+
+    A second Ctrl-C exits at once: the operator does not want to wait. A repeated SIGTERM
+    is ignored: process managers send it more than once (systemd signals every process of
+    the unit while the supervisor forwards its own), and the stop under way is bounded.
+    """
+
+    def __init__(
+        self,
+        stop: threading.Event,
+        start_watchdog: Callable[[], None],
+        exit_now: Callable[[], None],
+    ) -> None:
+        self.stop = stop
+        self.start_watchdog = start_watchdog
+        self.exit_now = exit_now
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            if signum == signal.SIGINT:
+                log.warning("second SIGINT: exiting without a clean close")
+                self.exit_now()
+            return
+        log.info("received %s; finishing the batch in flight", signal.Signals(signum).name)
+        self.stop.set()
+        self.start_watchdog()
 
 
 def _shutdown_overran(settings: WorkerSettings) -> None:

@@ -64,11 +64,12 @@ def test_record_round_trips_through_the_session_broker(
 def test_stop_leaves_no_process_and_no_temporary_dir() -> None:
     broker = LocalBroker().start()
     pid, data_dir = broker.pid, broker.data_dir
-    assert is_alive(pid)
-    assert BrokerState.load(data_dir) == broker.state
-    assert "Kafka Server started" in broker.log_file.read_text()
-
-    broker.stop()
+    try:
+        assert is_alive(pid)
+        assert BrokerState.load(data_dir) == broker.state
+        assert "Kafka Server started" in broker.log_file.read_text()
+    finally:
+        broker.stop()  # a failed check must not leave a broker running
 
     assert not is_alive(pid)
     assert group_members(pid) == []

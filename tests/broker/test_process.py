@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -90,3 +94,44 @@ def test_tail_returns_the_last_lines(tmp_path: Path) -> None:
 
     assert tail(log, 3) == "line 97\nline 98\nline 99"
     assert "does not exist" in tail(tmp_path / "missing.log")
+
+
+CALLER = """
+import sys, time
+from pathlib import Path
+from broker.process import spawn
+child = spawn(["sleep", "600"], Path(sys.argv[1]), Path(sys.argv[2]), tied=sys.argv[3] == "1")
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _caller_then_kill(tmp_path: Path, tied: bool) -> int:
+    """Start a caller that spawns ``sleep``, SIGKILL the caller; the sleep's pid."""
+    caller = subprocess.Popen(
+        [sys.executable, "-c", CALLER, str(tmp_path / "out"), str(tmp_path), "1" if tied else "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert caller.stdout is not None
+    pid = int(caller.stdout.readline())
+    caller.kill()
+    caller.wait(timeout=10)
+    return pid
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_a_tied_process_dies_with_its_caller_however_the_caller_dies(tmp_path: Path) -> None:
+    pid = _caller_then_kill(tmp_path, tied=True)
+    deadline = time.monotonic() + 10
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the kernel delivers SIGTERM at once; this only bounds a hang
+    assert not is_alive(pid)
+
+
+def test_an_untied_process_outlives_its_caller(tmp_path: Path) -> None:
+    pid = _caller_then_kill(tmp_path, tied=False)
+    try:
+        assert is_alive(pid)
+    finally:
+        os.kill(pid, signal.SIGKILL)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from driftline.commands.worker import StopOnSignal
 from worker.supervisor import EXIT_CHILD_FAILED, Supervisor, child_specs
 
 # Children start in well under a second; 20 s flags a hung one.
@@ -116,3 +117,30 @@ def test_a_child_that_ignores_the_stop_signal_is_killed_after_the_grace(
     supervisor.stop()
     assert wait_in_thread(supervisor) == [EXIT_CHILD_FAILED]
     assert {child.returncode for child in supervisor.children} == {-signal.SIGKILL}
+
+
+def test_a_stop_during_the_start_reaches_the_children_started_after_it(
+    tmp_path: Path, running: list[Supervisor]
+) -> None:
+    supervisor = Supervisor(
+        [sys.executable, "-c", CHILD],
+        child_specs(3, "host", 9400),
+        {"CHILD_MODE": "ok", "OUT": str(tmp_path)},
+        grace_s=3 * DEADLINE_S,  # longer than the wait below: a SIGKILL would not come in time
+    )
+    running.append(supervisor)
+    supervisor.stop(signal.SIGTERM)  # the signal arrived before any child was started
+    supervisor.start()
+    assert wait_in_thread(supervisor) in ([0], [EXIT_CHILD_FAILED])
+    assert all(child.returncode in (0, -signal.SIGTERM) for child in supervisor.children)
+
+
+def test_a_repeated_sigterm_is_ignored_and_a_second_ctrl_c_exits_at_once() -> None:
+    stop, watchdogs, exits = threading.Event(), [], []
+    on_signal = StopOnSignal(stop, lambda: watchdogs.append(1), lambda: exits.append(1))
+    on_signal(signal.SIGTERM, None)
+    assert stop.is_set() and watchdogs == [1]
+    on_signal(signal.SIGTERM, None)  # systemd and the supervisor both signal
+    assert (watchdogs, exits) == ([1], [])
+    on_signal(signal.SIGINT, None)
+    assert exits == [1]

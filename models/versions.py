@@ -235,7 +235,12 @@ def read_metadata(path: Path, label: str) -> dict[str, Any]:
 def verify_files(info: VersionInfo) -> None:
     """Check every file against metadata.json; IntegrityError names the first culprit."""
     expected = info.files
-    actual = scan_files(info.path)
+    try:
+        actual = scan_files(info.path)
+    except OSError as exc:  # deleted (retention, an operator) or unreadable while checked
+        raise IntegrityError(
+            f"{info.label}: cannot read its files ({exc.strerror or exc}: {info.path})"
+        ) from exc
     missing = sorted(set(expected) - set(actual))
     if missing:
         raise IntegrityError(f"{info.label}: file {missing[0]} is missing ({info.path})")

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import models.history
+import models.versions
 from models.base import FitReport, FloatArray, Model, Scores
 from models.history import write_aliases
 from models.registry import RECOVERED, Registry
@@ -295,6 +296,20 @@ def test_tampered_version_is_refused_and_previous_champion_still_loads(
         registry.load("demand")
     assert registry.rollback("demand", reason="v2 corrupt").version == 1
     assert registry.load("demand").version == 1
+
+
+def test_a_version_deleted_while_it_is_checked_is_a_registry_error(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_scales(registry, "demand", [1.0])
+
+    def deleted_meanwhile(path: Path, *, fsync: bool = False) -> tuple[str, int]:
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    monkeypatch.setattr(models.versions, "sha256_file", deleted_meanwhile)
+    with pytest.raises(IntegrityError, match="cannot read its files") as raised:
+        registry.load("demand")
+    assert isinstance(raised.value.__cause__, FileNotFoundError)  # the cause is kept
 
 
 def test_tampered_version_cannot_be_promoted(registry: Registry) -> None:

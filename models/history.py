@@ -123,6 +123,9 @@ class Aliases:
     champion: int | None = None
     challenger: int | None = None
     updated_at: str | None = None
+    # How the champion became the champion ("promote", "rollback"): the history line a
+    # writer killed before appending it is recovered from this.
+    champion_by: str | None = None
 
     def pointing_at(self, version: int) -> list[str]:
         return [
@@ -139,10 +142,22 @@ def read_aliases(path: Path) -> Aliases:
         return Aliases()
     except (OSError, ValueError) as exc:
         raise RegistryError(f"cannot read aliases {path}: {exc}") from exc
-    return Aliases(data.get("champion"), data.get("challenger"), data.get("updated_at"))
+    fields = ("champion", "challenger", "updated_at", "champion_by")
+    return Aliases(*(data.get(name) for name in fields))
 
 
-def write_aliases(path: Path, champion: int | None, challenger: int | None) -> Aliases:
-    aliases = Aliases(champion, challenger, utc_now())
+def write_aliases(
+    path: Path,
+    champion: int | None,
+    challenger: int | None,
+    champion_by: str | None = None,
+    *,
+    previous: Aliases | None = None,
+) -> Aliases:
+    """Replace aliases.json. ``champion_by``: the action that made ``champion`` the
+    champion now; kept from ``previous`` when the champion does not change."""
+    if champion_by is None and previous is not None and previous.champion == champion:
+        champion_by = previous.champion_by
+    aliases = Aliases(champion, challenger, utc_now(), champion_by)
     write_atomic(path, dumps(asdict(aliases)), "aliases")
     return aliases

@@ -101,14 +101,18 @@ class Registry(ModelStore):
         """Append the champion change a writer made without recording it (killed between
         the aliases rename and the history append): a rollback when the alias points back
         down the champion stack, else a promotion."""
-        champion = read_aliases(paths.aliases).champion
+        aliases = read_aliases(paths.aliases)
+        champion = aliases.champion
         if champion is None:
             return
         stack = champion_stack(read_events(paths.history))
         top = stack[-1] if stack else None
         if champion == top:
             return
-        action = "rollback" if champion in stack else "promote"
+        if aliases.champion_by in ("promote", "rollback"):
+            action = aliases.champion_by  # a re-promotion of an older champion is no rollback
+        else:  # written before aliases said how
+            action = "rollback" if champion in stack else "promote"
         self._record(paths, action, champion, RECOVERED, previous=top)
 
     def register(
@@ -161,7 +165,7 @@ class Registry(ModelStore):
                     os.rename(target, scratch)
                     raise
                 if promote_if_first and read_aliases(paths.aliases).champion is None:
-                    write_aliases(paths.aliases, number, None)
+                    write_aliases(paths.aliases, number, None, "promote")
                     self._record(paths, "promote", number, "first version")
             return VersionInfo(name, key, number, target, metadata)
         except BaseException:
@@ -193,7 +197,7 @@ class Registry(ModelStore):
             _check_champion(paths, aliases.champion, expected_champion, describe(name, key))
             verify_files(info)
             challenger = None if aliases.challenger == info.version else aliases.challenger
-            write_aliases(paths.aliases, info.version, challenger)
+            write_aliases(paths.aliases, info.version, challenger, "promote")
             self._record(paths, "promote", info.version, reason, previous=aliases.champion)
         return info
 
@@ -217,7 +221,7 @@ class Registry(ModelStore):
             _check_champion(paths, aliases.champion, expected_champion, describe(name, key))
             if number is not None and number == aliases.champion:
                 raise AliasError(f"{describe(name, key, number)} is the champion, not a challenger")
-            write_aliases(paths.aliases, aliases.champion, number)
+            write_aliases(paths.aliases, aliases.champion, number, previous=aliases)
             self._record(paths, "challenger", number, reason, previous=aliases.challenger)
 
     def reject(
@@ -233,7 +237,7 @@ class Registry(ModelStore):
                     f"{describe(name, key, number)} is the champion; roll back instead"
                 )
             if aliases.challenger == number:
-                write_aliases(paths.aliases, aliases.champion, None)
+                write_aliases(paths.aliases, aliases.champion, None, previous=aliases)
             self._record(paths, "reject", number, reason)
 
     def rollback(self, name: str, key: str | None = None, reason: str = "") -> VersionInfo:
@@ -252,7 +256,7 @@ class Registry(ModelStore):
             info = self._info(paths, target)
             verify_files(info)
             challenger = None if aliases.challenger == target else aliases.challenger
-            write_aliases(paths.aliases, target, challenger)
+            write_aliases(paths.aliases, target, challenger, "rollback")
             self._record(paths, "rollback", target, reason, previous=current)
         return info
 
@@ -321,7 +325,7 @@ class Registry(ModelStore):
                 "or roll back first"
             )
         if aliases.challenger == number:
-            write_aliases(paths.aliases, aliases.champion, None)
+            write_aliases(paths.aliases, aliases.champion, None, previous=aliases)
         grave = graveyard(paths, number)
         with writing(f"deletion of {info.label}", info.path):
             os.rename(info.path, grave)

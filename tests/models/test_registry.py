@@ -390,6 +390,21 @@ def test_a_champion_change_without_its_history_line_is_recorded_by_the_next_writ
         assert registry.rollback("demand").version == rolled_back_to
 
 
+def test_a_lost_re_promotion_of_an_older_champion_is_recovered_as_a_promotion(
+    registry: Registry,
+) -> None:
+    register_scales(registry, "demand", [1.0, 2.0])
+    registry.promote("demand", 2, reason="r2")
+    # v1 promoted again over v2, and the writer killed before its history line
+    write_aliases(registry.paths("demand").aliases, 1, None, "promote")
+
+    registry.set_challenger("demand", None, reason="any write of the key")
+
+    recovered = registry.history("demand")[-2]
+    assert (recovered.action, recovered.version, recovered.previous) == ("promote", 1, 2)
+    assert registry.rollback("demand").version == 2  # as if nothing had been killed
+
+
 def test_gc_restores_a_lost_history_line(registry: Registry) -> None:
     register_scales(registry, "demand", [1.0, 2.0])
     write_aliases(registry.paths("demand").aliases, 2, None)

@@ -46,6 +46,12 @@ def inject_drift(
     values = out[column].to_numpy(dtype=np.float64, na_value=np.nan)
     ids = out[entity_col]
     before = (out[TS] < at).to_numpy()
+    if before.all() or not before.any():
+        first, last = out[TS].min(), out[TS].max()
+        raise GeneratorError(
+            f"drift start {at.isoformat()} is outside the series ({first} .. {last}): "
+            "the drift needs readings before it (its scale) and after it"
+        )
     after = ~before
     if entities is not None:
         wanted = set(entities)

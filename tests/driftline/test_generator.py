@@ -259,6 +259,9 @@ def test_drift_refuses_bad_requests(calm_machines: pd.DataFrame) -> None:
         inject_drift(calm_machines, "power", "level", DRIFT_AT, 1.0, ["machine-999"])
     with pytest.raises(GeneratorError, match="not a numeric metric"):
         inject_drift(calm_machines, ENTITY, "level", DRIFT_AT, 1.0)
+    for outside in ("2100-01-01", "1990-01-01"):  # no readings after it, or none before
+        with pytest.raises(GeneratorError, match="outside the series"):
+            inject_drift(calm_machines, "power", "level", outside, 1.0)
 
 
 def test_generate_command_writes_readings_and_labels(tmp_path: Path) -> None:

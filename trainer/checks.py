@@ -26,6 +26,7 @@ import pandas as pd
 
 from models.frames import PRODUCT
 from models.registry import Registry
+from models.registry_errors import RegistryError
 from models.training import KEYED_BY_METRIC
 from trainer.data import (
     DEMAND_FAMILIES,
@@ -40,7 +41,7 @@ from trainer.errors import DataError
 from trainer.lineage import parse_time, read_lineage
 from trainer.policy import thresholds
 from trainer.replay import Window
-from trainer.rules import Trigger, decide
+from trainer.rules import Lineage, Trigger, decide
 from trainer.settings import TrainerSettings
 from trainer.state import Job, TrainerState, model_label
 
@@ -83,8 +84,8 @@ class ScheduledCheck:
         limits = thresholds(self.settings)
         for model in self.registry.models():
             for key in self.registry.layout.keys(model):
-                lineage = read_lineage(self.registry, model, key)
-                if not lineage.has_champion or self._busy(model, key, now):
+                lineage = self._lineage(model, key)
+                if lineage is None or not lineage.has_champion or self._busy(model, key, now):
                     continue
                 decision = decide(Trigger("schedule"), lineage, now, limits)
                 if decision.action == "none":
@@ -127,10 +128,20 @@ class ScheduledCheck:
             return [None, *sorted(frame[PRODUCT].astype(str).unique())]
         return [None]
 
+    def _lineage(self, model: str, key: str | None) -> Lineage | None:
+        """The key's lineage; None (logged) when its store files cannot be read, so that
+        one damaged key does not stop the checks of every other."""
+        try:
+            return read_lineage(self.registry, model, key)
+        except RegistryError as exc:
+            log.error("%s: skipped by the scheduled check: %s", model_label(model, key), exc)
+            return None
+
     def _bootstrap(
         self, model: str, family: str, key: str | None, frame: pd.DataFrame, now: datetime
     ) -> Job | None:
-        if read_lineage(self.registry, model, key).has_champion or self._busy(model, key, now):
+        lineage = self._lineage(model, key)
+        if lineage is None or lineage.has_champion or self._busy(model, key, now):
             return None
         samples = sample_count(for_model(frame, family, key), family, key)
         # the job trains on the part before the holdout: that part must reach min_samples

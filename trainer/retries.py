@@ -10,6 +10,7 @@ stop cancels every wait; the job stays pending for the next start.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from confluent_kafka import KafkaException
 
 from models.registry_errors import ChampionChangedError
 from trainer import metrics
-from trainer.errors import UnavailableError
+from trainer.errors import DataError, UnavailableError
 from trainer.settings import TrainerSettings
 from trainer.state import Job
 
@@ -28,18 +29,47 @@ log = logging.getLogger(__name__)
 
 # A job waiting for the broker or the store is tried at least this often.
 MAX_RETRY_DELAY_S: Final = 600.0
-# What an unreachable broker or store raises (anywhere in an exception's causes). Reads and
-# writes of the store fail with OSError (the registry wraps it); a champion an operator
-# moved meanwhile asks for another validation, not for a failed attempt.
-UNAVAILABLE: Final = (UnavailableError, KafkaException, OSError, ChampionChangedError)
+# What an unreachable broker or store raises (anywhere in an exception's causes); a
+# champion an operator moved meanwhile asks for another validation, not a failed attempt.
+UNAVAILABLE: Final = (UnavailableError, KafkaException, ChampionChangedError)
+# The store's OSErrors that pass (a disk or a network file system away, or full): a missing
+# file or a permission refused does not get better by waiting.
+TRANSIENT_ERRNOS: Final = frozenset(
+    {
+        errno.EIO,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.ESTALE,
+        errno.ETIMEDOUT,
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+    }
+)
+# A retry is never sooner than this after a failure, whatever TRAINER_RETRY_DELAY_S says.
+MIN_RETRY_DELAY_S: Final = 1.0
+# Doubling stops here: 2**10 times the first delay is far beyond MAX_RETRY_DELAY_S anyway.
+MAX_DOUBLINGS: Final = 10
 
 
 def unavailable(exc: BaseException) -> bool:
-    """Whether ``exc``, or what caused it, is the broker or the store being unreachable."""
+    """Whether ``exc``, or what caused it, is the broker or the store being unreachable.
+
+    Training data that cannot be read for another reason (a missing CSV, a topic that does
+    not exist) is a failure of the job: the chain is not followed past a DataError.
+    """
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, UNAVAILABLE):
             return True
+        if isinstance(seen, OSError):
+            return seen.errno in TRANSIENT_ERRNOS
+        if isinstance(seen, DataError):
+            return False
         seen = seen.__cause__
     return False
 
@@ -61,8 +91,11 @@ class JobRetries:
         self, job: Job, exc: Exception, give_back: Callable[[str], None]
     ) -> bool:
         """Whether the job waits for its broker or store (``give_back`` its attempt)."""
-        if not unavailable(exc) or self._stopped.is_set():
+        if not unavailable(exc):
             return False
+        if self._stopped.is_set():  # the job stays pending for the next start
+            give_back(job.job_id)
+            return True
         now = time.monotonic()
         first = self._unavailable_since.setdefault(job.job_id, now)
         if now - first >= self.settings.unavailable_wait_s:
@@ -79,7 +112,10 @@ class JobRetries:
     def later(self, job: Job, attempts: int) -> None:
         """Run ``job`` again after a delay that doubles per attempt: a store or a broker
         away for a few seconds would fail an immediate retry too, and use up the job."""
-        delay = min(self.settings.retry_delay_s * 2 ** max(0, attempts - 1), MAX_RETRY_DELAY_S)
+        doublings = min(max(0, attempts - 1), MAX_DOUBLINGS)
+        delay = min(
+            max(self.settings.retry_delay_s * 2.0**doublings, MIN_RETRY_DELAY_S), MAX_RETRY_DELAY_S
+        )
         log.info("job %s for %s runs again in %.0f s", job.job_id, job.label, delay)
 
         def resubmit() -> None:

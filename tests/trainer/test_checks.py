@@ -65,6 +65,20 @@ def test_no_bootstrap_without_enough_history(
     assert len(check.run(NOW)) == 1
 
 
+def test_one_key_with_a_lost_alias_is_skipped_and_the_others_still_checked(
+    settings: TrainerSettings,
+    demand_history: pd.DataFrame,
+    fake_data: type,
+    fit_demand: Callable[..., Model],
+) -> None:
+    per_product = settings.model_copy(update={"per_product_models": True})
+    check, registry, _ = check_for(per_product, demand_history, fake_data)
+    registry.register(fit_demand(demand_history), "demand", "product-000")
+    registry.paths("demand", "product-000").aliases.unlink()  # lost: not a new model
+    jobs = check.run(NOW)
+    assert [(j.model, j.key) for j in jobs] == [("demand", None), ("demand", "product-001")]
+
+
 def test_no_bootstrap_for_models_that_have_a_champion(
     settings: TrainerSettings,
     demand_history: pd.DataFrame,

@@ -17,6 +17,7 @@ history.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -116,10 +117,18 @@ def _key_snapshot(store: ModelStore, paths: KeyPaths) -> tuple[list[tuple[str, b
             if p.is_file()
         ]
         numbers = paths.version_numbers()
+        if not _unchanged(kept, paths):
+            continue  # a writer changed the key meanwhile: read it again
         named = read_aliases(paths.aliases) if paths.aliases.is_file() else None
         wanted = [] if named is None else [named.champion, named.challenger]
-        if all(v in numbers for v in wanted if v is not None) and _unchanged(kept, paths):
-            return kept, numbers
+        missing = [v for v in wanted if v is not None and v not in numbers]
+        if missing:
+            raise ArchiveError(
+                f"{describe(paths.model, paths.key, missing[0])} is named by aliases.json but "
+                "its directory is missing: promote (or roll back to) a version that exists, "
+                "then export again"
+            )
+        return kept, numbers
     raise ArchiveError(
         f"{describe(paths.model, paths.key)} kept changing while it was exported; try again"
     )
@@ -245,7 +254,7 @@ def _check_conflicts(
         for number, path in sorted(group.versions.items()):
             existing = paths.version(number)
             if not existing.exists():
-                if number in known and known[number] not in staged_history:
+                if number in known and not _same_registration(known[number], path, staged_history):
                     reused.append(describe(model, key, number))
                 continue
             if _same_version(existing, path):
@@ -264,6 +273,19 @@ def _check_conflicts(
             "they are the same ones (predictions name versions by number, so a number is never "
             "given to another model); nothing was imported"
         )
+
+
+def _same_registration(event: HistoryEvent, staged: Path, history: list[HistoryEvent]) -> bool:
+    """Whether the staged version is the one ``event`` brought into this store: the same
+    metadata.json (the digest the event recorded), or, for lines written without one, the
+    same registration in the archive's own history."""
+    if event.digest is not None:
+        return event.digest == metadata_digest(staged)
+    return event in history
+
+
+def metadata_digest(version_dir: Path) -> str:
+    return hashlib.sha256((version_dir / METADATA_FILE).read_bytes()).hexdigest()
 
 
 def _registrations(events: list[HistoryEvent]) -> dict[int, HistoryEvent]:
@@ -290,21 +312,22 @@ def _install(registry: Registry, group: StagedKey, summary: ArchiveSummary, sour
         paths.versions.mkdir(parents=True, exist_ok=True)
     skipped = set(summary.skipped)
     with registry.locked(paths):
-        moved = []
+        moved: list[tuple[int, str]] = []
         for number, path in sorted(group.versions.items()):
             if (group.model, group.key, number) in skipped:
                 continue
             target = paths.version(number)
             if target.exists():  # registered concurrently since the conflict check
                 raise ArchiveError(f"{source}: {describe(group.model, group.key, number)} appeared")
+            digest = metadata_digest(path)
             with writing(f"imported {describe(group.model, group.key, number)}", target):
                 os.rename(path, target)
                 fsync_dir(paths.versions)
-            moved.append(number)
+            moved.append((number, digest))
             summary.versions.append((group.model, group.key, number))
         _adopt_history(paths, group)
         _adopt_aliases(paths, group)
-        for number in moved:
+        for number, digest in moved:
             event = HistoryEvent.now(
                 "import",
                 group.model,
@@ -312,6 +335,7 @@ def _install(registry: Registry, group: StagedKey, summary: ArchiveSummary, sour
                 number,
                 actor=registry.actor,
                 reason=f"imported from {source.name}",
+                digest=digest,
             )
             append_event(paths.history, event)
 

@@ -34,6 +34,9 @@ class HistoryEvent:
     previous: int | None
     actor: str
     reason: str
+    # register/import: sha256 of the version's metadata.json, which names every file by its
+    # checksum, so one version's content is recognised in another store or an archive.
+    digest: str | None = None
 
     @classmethod
     def now(
@@ -46,13 +49,17 @@ class HistoryEvent:
         actor: str,
         reason: str,
         previous: int | None = None,
+        digest: str | None = None,
     ) -> HistoryEvent:
         if action not in ACTIONS:
             raise ValueError(f"unknown history action {action!r}")
-        return cls(utc_now(), action, model, key, version, previous, actor, reason)
+        return cls(utc_now(), action, model, key, version, previous, actor, reason, digest)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.digest is None:
+            del data["digest"]  # lines of actions that concern no version's content
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HistoryEvent:
@@ -66,6 +73,7 @@ class HistoryEvent:
             previous=None if previous is None else int(previous),
             actor=str(data.get("actor", "")),
             reason=str(data.get("reason", "")),
+            digest=data.get("digest"),
         )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import getpass
+import hashlib
 import os
 import shutil
 import socket
@@ -158,7 +159,8 @@ class Registry(ModelStore):
                     os.rename(scratch, target)
                     fsync_dir(paths.versions)
                 try:
-                    self._record(paths, "register", number, reason)
+                    digest = hashlib.sha256(document).hexdigest()
+                    self._record(paths, "register", number, reason, digest=digest)
                 except BaseException:
                     # No version without its history line: a caller that retries after the
                     # error must not leave a duplicate behind.
@@ -304,6 +306,7 @@ class Registry(ModelStore):
         version: int | None,
         reason: str,
         previous: int | None = None,
+        digest: str | None = None,
     ) -> None:
         event = HistoryEvent.now(
             action,
@@ -313,6 +316,7 @@ class Registry(ModelStore):
             actor=self.actor,
             reason=reason,
             previous=previous,
+            digest=digest,
         )
         append_event(paths.history, event)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,14 @@ def test_a_version_promoted_during_an_export_comes_back_with_its_champion(
     assert restored.load("anomaly").version == 4
 
 
+def test_an_export_names_a_champion_whose_directory_is_missing(
+    source: Registry, tmp_path: Path
+) -> None:
+    shutil.rmtree(source.info("anomaly", None, 3).path)  # damaged by hand
+    with pytest.raises(ArchiveError, match=r"anomaly v3 is named by aliases\.json"):
+        export_archive(source, tmp_path / "backup.tar.gz")
+
+
 def test_export_of_one_model_or_one_version(source: Registry, tmp_path: Path) -> None:
     model_archive = tmp_path / "demand.tar.gz"
     version_archive = tmp_path / "anomaly-v2.tar.gz"
@@ -203,6 +212,24 @@ def test_an_archive_repacked_with_dot_slash_names_imports_like_the_original(
     import_archive(restored, repacked)
 
     assert snapshot(restored) == snapshot(source)
+
+
+def test_a_deleted_version_comes_back_from_a_one_version_archive_or_a_second_import(
+    source: Registry, tmp_path: Path
+) -> None:
+    one = tmp_path / "v1.tar.gz"  # no history inside: the content identifies the version
+    export_archive(source, one, "anomaly", version=1)
+    source.set_challenger("anomaly", None, reason="ended")
+    source.delete("anomaly", 1, reason="archived, then pruned")
+    assert ("anomaly", None, 1) in import_archive(source, one).versions
+
+    other = make_registry(tmp_path / "other")  # a version that first came by import
+    import_archive(other, one)
+    other.register(scaled(5.0), "anomaly", promote_if_first=False)
+    other.promote("anomaly", 2, reason="newer")
+    other.delete("anomaly", 1, reason="pruned")
+    assert ("anomaly", None, 1) in import_archive(other, one).versions
+    assert other.load("anomaly", None, 1).model.params == {"scale": 1.0}
 
 
 def build_archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:

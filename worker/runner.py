@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 
 # Consumer error codes that are expected and not worth a count.
 IGNORED_ERRORS: Final = frozenset({KafkaError._PARTITION_EOF})
-# flush() waits out librdkafka's own delivery timeout plus this, for the last reports.
-FLUSH_MARGIN_S: Final = 5.0
 # A model alert is one small record; 30 s flags a broker that is not taking writes.
 ALERT_TIMEOUT_S: Final = 30.0
 
@@ -325,7 +323,7 @@ def build_runner(
     pipeline = (factory or settings.pipeline_factory())(settings, cache)
     deliveries = Deliveries()
     producer = producer_of({**settings.producer_config(kafka), "on_delivery": deliveries})
-    outputs = Outputs(producer, deliveries, settings.delivery_timeout_ms / 1000 + FLUSH_MARGIN_S)
+    outputs = Outputs(producer, deliveries, settings.flush_timeout_s)
     checkpoint: Checkpoint = (
         ExactlyOnce(producer, outputs, settings.transaction_timeout_ms / 1000)
         if settings.processing_guarantee == "exactly_once"

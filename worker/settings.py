@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import topics
@@ -34,6 +34,8 @@ Guarantee = Literal["at_least_once", "exactly_once"]
 Compression = Literal["lz4", "zstd", "snappy", "gzip", "none"]
 
 MIB = 1024 * 1024
+# flush() waits out librdkafka's own delivery timeout plus this, for the last reports.
+FLUSH_MARGIN_S = 5.0
 
 
 def default_instance_id() -> str:
@@ -149,6 +151,10 @@ class WorkerSettings(BaseSettings):
     alias_check_s: float = Field(
         10.0,
         gt=0,
+        # The name it had before it checked champions too keeps working.
+        validation_alias=AliasChoices(
+            "alias_check_s", "WORKER_ALIAS_CHECK_S", "WORKER_CHALLENGER_CHECK_S"
+        ),
         description="How often the store's aliases of the served keys are read again: a "
         "champion changed without an update reaching this instance, or a challenger the "
         "trainer rejected (no update says so), is followed within this.",
@@ -230,12 +236,19 @@ class WorkerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> WorkerSettings:
-        if self.liveness_timeout_s <= self.delivery_timeout_ms / 1000:
+        if self.liveness_timeout_s <= self.flush_timeout_s:
             raise ValueError(
                 f"liveness_timeout_s {self.liveness_timeout_s:g} must exceed delivery_timeout_ms "
-                f"{self.delivery_timeout_ms} (a batch may wait that long for the broker)"
+                f"{self.delivery_timeout_ms} + {FLUSH_MARGIN_S:g} s (a batch may wait that long "
+                "for the broker)"
             )
         return self
+
+    @property
+    def flush_timeout_s(self) -> float:
+        """Longest wait for a batch's acknowledgements: librdkafka's own delivery timeout,
+        plus a margin for its report to arrive."""
+        return self.delivery_timeout_ms / 1000 + FLUSH_MARGIN_S
 
     def pipeline_factory(self) -> PipelineFactory:
         """The callable named by :attr:`pipeline`, imported now."""

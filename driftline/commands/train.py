@@ -80,15 +80,21 @@ def read_history(
     frame = READERS[family](csv_path, mapping, report)
     if frame.empty:
         raise CsvError(f"{csv_path}: no rows to use")
-    if ENTITY in frame:  # a sensor frame: its metrics must be names readings can carry
-        try:
-            check_metrics(metric_columns(frame), "columns")
-        except ContractError as exc:
-            raise CsvError(
-                f"{csv_path}: a model trained on these columns could never be fed from a "
-                f"topic ({exc}); rename them with --value-col SRC=name"
-            ) from exc
     return frame
+
+
+def check_streamable(frame: pd.DataFrame, csv_path: Path) -> None:
+    """A sensor frame's metrics must be names readings can carry, or a model trained on them
+    could never be fed from a topic (scoring a CSV offline does not need it)."""
+    if ENTITY not in frame:
+        return
+    try:
+        check_metrics(metric_columns(frame), "columns")
+    except ContractError as exc:
+        raise CsvError(
+            f"{csv_path}: a model trained on these columns could never be fed from a topic "
+            f"({exc}); rename them with --value-col SRC=name"
+        ) from exc
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -209,6 +215,7 @@ def train(
             mapping if labels_path is None else replace(mapping, label_col=None, risk_col=None)
         )
         history = read_history(family, csv_path, readings)
+        check_streamable(history, csv_path)
         if labels_path is not None:
             history = attach_labels(history, read_labels_csv(labels_path, mapping))
         read_seconds = time.perf_counter() - started

@@ -15,3 +15,16 @@ def test_liveness_must_outlast_a_wait_for_the_broker() -> None:
         WorkerSettings(liveness_timeout_s=60, delivery_timeout_ms=120_000)
     defaults = WorkerSettings()
     assert defaults.liveness_timeout_s > defaults.delivery_timeout_ms / 1000
+
+
+def test_the_flush_margin_counts_too() -> None:
+    with pytest.raises(ValidationError, match="must exceed delivery_timeout_ms"):
+        WorkerSettings(liveness_timeout_s=123, delivery_timeout_ms=120_000)  # flush: 125 s
+
+
+def test_the_alias_check_keeps_its_former_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_CHALLENGER_CHECK_S", "3")
+    assert WorkerSettings().alias_check_s == 3.0
+    monkeypatch.setenv("WORKER_ALIAS_CHECK_S", "4")
+    assert WorkerSettings().alias_check_s == 4.0  # the current name wins
+    assert WorkerSettings(alias_check_s=7).alias_check_s == 7.0

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-from confluent_kafka import Consumer
+from topic_reader import read_topic
 
 from driftline.cli import main
 from driftline.commands import announce
@@ -209,25 +208,8 @@ def test_gc_reports_removed_scratch(store: Path) -> None:
 
 
 def read_updates(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"models-cli-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
     codec = codec_for(topics.MODEL_UPDATES)
-    updates: list[Any] = []
-    try:
-        for _ in range(30):  # bounded number of 1 s polls
-            batch = consumer.consume(100, timeout=1.0)
-            updates += [codec.decode(m.value()) for m in batch if not m.error()]
-            if len(updates) >= expected:
-                break
-    finally:
-        consumer.close()
-    return updates
+    return [codec.decode(m.value()) for m in read_topic(bootstrap, topic, expected)]
 
 
 def test_promote_and_rollback_are_announced_to_the_workers(

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-from confluent_kafka import Consumer
+from topic_reader import read_topic
 
 from driftline.cli import main
 from driftline.generator import generate_machines, generate_products
 from events import codec_for
 from events.topics import READINGS_DEMAND, READINGS_SENSOR
 from models.csvio import write_sensor_csv
-
-
-def read_topic(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"replay-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
-    records: list[Any] = []
-    try:
-        for _ in range(60):  # bounded number of 1 s polls
-            records.extend(m for m in consumer.consume(1000, timeout=1.0) if not m.error())
-            if len(records) >= expected:
-                break
-    finally:
-        consumer.close()
-    return records
 
 
 def test_replay_sensor_csv_keeps_per_entity_order(

@@ -119,6 +119,22 @@ def champion_stack(events: list[HistoryEvent]) -> list[int]:
     return stack
 
 
+# A champion alias is never cleared once set: none while the history records one means
+# aliases.json was lost or could not be read, never a key that is new.
+LOST_CHAMPION = (
+    "{label} has no champion alias, though its history records v{version} as champion "
+    "(aliases.json lost or unreadable); restore the champion with `driftline models promote`"
+)
+
+
+def lost_champion(champion: int | None, history: Path) -> int | None:
+    """The champion the history at ``history`` records when the alias ``champion`` is None."""
+    if champion is not None:
+        return None
+    stack = champion_stack(read_events(history))
+    return stack[-1] if stack else None
+
+
 def highest_version(events: list[HistoryEvent]) -> int:
     """Largest version number the history mentions (0 if none), so numbers are never reused."""
     return max((e.version for e in events if e.version is not None), default=0)

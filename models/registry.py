@@ -34,9 +34,11 @@ import pandas as pd
 from models.atomic import fsync_dir, is_abandoned, write_new, writing
 from models.base import FitReport, Model
 from models.history import (
+    LOST_CHAMPION,
     HistoryEvent,
     append_event,
     champion_stack,
+    lost_champion,
     read_aliases,
     read_events,
     write_aliases,
@@ -355,13 +357,9 @@ def _check_champion(
     """
     if expected is ANY_CHAMPION:
         return
-    stack = champion_stack(read_events(paths.history)) if champion is None else []
-    if stack:
-        raise ChampionChangedError(
-            f"{label} has no champion alias, though its history records v{stack[-1]} as "
-            "champion (aliases.json lost or unreadable): nothing changed; restore the "
-            "champion with `driftline models promote`"
-        )
+    lost = lost_champion(champion, paths.history)
+    if lost is not None:
+        raise ChampionChangedError(LOST_CHAMPION.format(label=label, version=lost))
     if champion == expected:
         return
     now = "no champion" if champion is None else f"v{champion} as champion"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from models.history import Aliases, champion_stack
+from models.history import LOST_CHAMPION, Aliases, lost_champion
 from models.layout import describe
 from models.registry_errors import ModelNotFoundError, RegistryError, VersionNotFoundError
 from models.store import ModelStore
@@ -71,12 +71,9 @@ def _aliases(store: ModelStore, name: str, key: str | None) -> Aliases:
         aliases = store.aliases(name, key)
     except ModelNotFoundError:
         return Aliases()
-    if aliases.champion is None and (stack := champion_stack(store.history(name, key))):
-        raise RegistryError(
-            f"{describe(name, key)} has no champion alias, though its history records "
-            f"v{stack[-1]} as champion (aliases.json lost or unreadable); restore the "
-            "champion with `driftline models promote`"
-        )
+    lost = lost_champion(aliases.champion, store.paths(name, key).history)
+    if lost is not None:
+        raise RegistryError(LOST_CHAMPION.format(label=describe(name, key), version=lost))
     return aliases
 
 

@@ -43,7 +43,7 @@ from sklearn.ensemble import IsolationForest
 
 from models.base import FitReport, FloatArray, ModelError, NotFittedError, Scores, severity_of
 from models.features import FeatureSpec, SensorSpec, fill_missing, fill_values, frame_rows
-from models.forest import IsolationScorer
+from models.forest import Decides, IsolationScorer
 from models.frames import ENTITY, IS_ANOMALY, TS, holdout_mask
 from models.metrics import detection_report
 from models.tabular import (
@@ -94,7 +94,7 @@ class AnomalyModel(SpecModel):
         self.config = parse_params(AnomalyParams, self.params, self.family)
         self.params = params_dict(self.config)
         self._forest: IsolationForest | None = None
-        self._scorer: IsolationScorer | None = None  # built from the forest on first use
+        self._scorer: Decides | None = None  # built from the forest on first use
 
     def fit(self, history: pd.DataFrame) -> FitReport:
         require_frame(history, (ENTITY, TS), self.family)
@@ -164,6 +164,16 @@ class AnomalyModel(SpecModel):
         # the logistic function written with tanh, which cannot overflow
         score = 0.5 * (1.0 + np.tanh(beyond / (2.0 * float(self.info["spread"]))))
         return Scores(score=score, flag=score > 0.5, severity=severity_of(score))
+
+    def score_with_library(self) -> None:
+        """Score through scikit-learn's own ``decision_function`` until the next fit.
+
+        Same scores, one joblib task per tree: what a service that calls the library does
+        (the stream benchmark's per-message baseline).
+        """
+        if self._forest is None:
+            raise NotFittedError("anomaly: model is not fitted")
+        self._scorer = self._forest
 
     def save(self, directory: Path) -> list[str]:
         if self._forest is None:

@@ -19,7 +19,7 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,18 @@ def average_path_length(samples: npt.ArrayLike) -> FloatArray:
     many = n > 2
     out[many] = 2.0 * (np.log(n[many] - 1.0) + np.euler_gamma) - 2.0 * (n[many] - 1.0) / n[many]
     return out
+
+
+class Decides(Protocol):
+    """What scores an isolation forest: :class:`IsolationScorer`, or the fitted forest."""
+
+    def decision_function(self, matrix: FloatArray) -> FloatArray: ...
+
+
+class ScoresProba(Protocol):
+    """What scores a forest classifier: :class:`ProbaScorer`, or the fitted forest."""
+
+    def predict_proba(self, matrix: FloatArray) -> FloatArray: ...
 
 
 class IsolationScorer:

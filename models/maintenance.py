@@ -43,7 +43,7 @@ from models.features import (
     frame_rows,
 )
 from models.features.sensor import SENSOR_FEATURES
-from models.forest import ProbaScorer
+from models.forest import ProbaScorer, ScoresProba
 from models.frames import ENTITY, IS_ANOMALY, RISK, TS, holdout_mask
 from models.metrics import mae, rmse
 from models.tabular import (
@@ -125,7 +125,7 @@ class MaintenanceModel(SpecModel):
         self.config = parse_params(MaintenanceParams, self.params, self.family)
         self.params = params_dict(self.config)
         self._forest: RandomForestClassifier | None = None
-        self._scorer: ProbaScorer | None = None  # built from the forest on first use
+        self._scorer: ScoresProba | None = None  # built from the forest on first use
 
     def fit(self, history: pd.DataFrame) -> FitReport:
         require_frame(history, (ENTITY, TS), self.family)
@@ -224,6 +224,16 @@ class MaintenanceModel(SpecModel):
             x = fill_missing(matrix, np.asarray(self.info["fill"], dtype=np.float64))
             proba[:, self._forest.classes_.astype(np.int64)] = self._scorer.predict_proba(x)
         return proba
+
+    def score_with_library(self) -> None:
+        """Score through scikit-learn's own ``predict_proba`` until the next fit.
+
+        Same probabilities, one joblib task per tree: what a service that calls the library
+        does (the stream benchmark's per-message baseline).
+        """
+        if self._forest is None:
+            raise NotFittedError("maintenance: model is not fitted")
+        self._scorer = self._forest
 
     def predict_batch(self, features: FloatArray) -> Scores:
         proba = self.probabilities(features)

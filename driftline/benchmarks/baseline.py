@@ -1,14 +1,18 @@
 """The scoring pipeline in this process, without a broker: per message and batched.
 
 Row (c), the per-message baseline, is what a naive service does: every reading is scored
-on its own (``process`` of a one-record batch: its features, one ``predict_batch`` with one
-row per model, its outputs). It is measured in-process on a sample because it is far
-slower than the worker; leaving out the Kafka round trips a real per-message service would
-add only flatters it. The same readings in the worker's micro-batches give the batched
-in-process rate: what the pipeline costs before the runtime and the broker take their share.
+on its own (``process`` of a one-record batch: its features, one predict with one row per
+model, its outputs), each model through its library's own API (scikit-learn's
+``decision_function`` and ``predict_proba``, CatBoost's ``predict``). The same one-record
+batches through driftline's own forest scorers (``models.forest``) show what is left of
+the per-message cost once the libraries' per-call overhead is gone. Both are measured
+in-process on a sample because they are far slower than the worker; leaving out the Kafka
+round trips a real per-message service would add only flatters them. The same readings in
+the worker's micro-batches give the batched in-process rate: what the pipeline costs before
+the runtime and the broker take their share.
 
-Both runs first push the readings before the sample into state (every window as full as
-in a running worker) and score one batch untimed (models loaded, first predicts done).
+Every run first pushes the readings before the sample into state (every window as full as
+in a running worker) and scores one batch untimed (models loaded, first predicts done).
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from typing import Final
 from driftline.benchmarks.workload import Encoded, Readings
 from events import topics
 from events.dlq import KafkaMessage
+from models.anomaly import AnomalyModel
 from models.cache import ModelCache
+from models.maintenance import MaintenanceModel
 from models.store import ModelStore
+from models.versions import LoadedModel
 from worker.pipeline import ScoringPipeline
 from worker.replay import Record, partition_of
 
@@ -64,12 +71,18 @@ def consumed(readings: Readings, sample: int, partitions: int) -> Consumed:
     )
 
 
-def measure_in_process(store: Path, data: Consumed, batch_size: int, repeats: int = 1) -> InProcess:
-    """Best of ``repeats`` passes of ``process`` over the sample in ``batch_size`` batches."""
+def measure_in_process(
+    store: Path, data: Consumed, batch_size: int, repeats: int = 1, *, library: bool = False
+) -> InProcess:
+    """Best of ``repeats`` passes of ``process`` over the sample in ``batch_size`` batches.
+
+    With ``library`` the forests score through scikit-learn's own API, as a service that
+    calls the library does.
+    """
     best = float("inf")
     first, timed = _primer(data.sample)
     for _ in range(repeats):
-        pipeline = _pipeline(store)
+        pipeline = _pipeline(store, library)
         pipeline.warm(data.history)
         pipeline.process(first)  # untimed: loads the models, first predicts
         started = time.perf_counter()
@@ -90,9 +103,16 @@ def _primer(sample: Sequence[KafkaMessage]) -> tuple[list[KafkaMessage], list[Ka
     return first, rest
 
 
-def _pipeline(store: Path) -> ScoringPipeline:
+def _pipeline(store: Path, library: bool) -> ScoringPipeline:
     models = ModelStore(store)
-    return ScoringPipeline(models, ModelCache(models, CACHE_BYTES))
+    warmup = score_with_library if library else None
+    return ScoringPipeline(models, ModelCache(models, CACHE_BYTES, warmup))
+
+
+def score_with_library(loaded: LoadedModel) -> None:
+    """A loaded forest scores through scikit-learn (CatBoost models always use their own)."""
+    if isinstance(loaded.model, AnomalyModel | MaintenanceModel):
+        loaded.model.score_with_library()
 
 
 def _records(encoded: Encoded, topic: str, partitions: int) -> list[KafkaMessage]:

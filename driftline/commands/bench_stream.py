@@ -45,6 +45,8 @@ PIPELINES: Final = "driftline.benchmarks.pipelines"
 BATCH: Final = 500
 # The batched in-process row scores at most this many readings (a few seconds).
 IN_PROCESS_READINGS: Final = 20_000
+# Readings of (c): through scikit-learn a machine reading takes ~30 ms on two cores.
+LIBRARY_SAMPLE: Final = 250
 # The table needs ~150 columns: keep it whole when piped (rich assumes 80 there).
 PIPED_WIDTH: Final = 160
 # Readings in state before the paced run: 80 per machine (the anomaly window is 72).
@@ -70,6 +72,7 @@ class Plan:
     warmup_s: float = WARMUP_S
     worker: Mapping[str, str] = field(default_factory=dict)  # extra WORKER_* settings
     warm: int = WARM_READINGS
+    library_sample: int = LIBRARY_SAMPLE
 
     @property
     def primer(self) -> int:
@@ -125,7 +128,14 @@ class Plan:
     default=2_000,
     show_default=True,
     type=click.IntRange(10),
-    help="Readings of the in-process per-message baseline (c).",
+    help="Readings of the in-process per-message run through driftline's scorers.",
+)
+@click.option(
+    "--library-sample",
+    default=LIBRARY_SAMPLE,
+    show_default=True,
+    type=click.IntRange(10),
+    help="Readings of the in-process per-message baseline (c), through the libraries.",
 )
 @click.option(
     "--partitions", default=6, show_default=True, type=click.IntRange(1), help="Per topic."
@@ -151,6 +161,7 @@ def stream(
     warmup_s: float,
     rate: float,
     sample: int,
+    library_sample: int,
     partitions: int,
     seed: int,
     settings: tuple[str, ...],
@@ -169,7 +180,17 @@ def stream(
     from driftline.publish import PublishError
 
     extra = worker_settings(settings)
-    plan = Plan(messages, seconds, rate, sample, partitions, Sizes(seed=seed), warmup_s, extra)
+    plan = Plan(
+        messages,
+        seconds,
+        rate,
+        sample,
+        partitions,
+        Sizes(seed=seed),
+        warmup_s,
+        extra,
+        library_sample=library_sample,
+    )
     goals = Goals()
     where = environment()  # before the run: the load average of other processes
     started = time.perf_counter()
@@ -200,6 +221,7 @@ def stream(
             "warmup": warmup_s,
             "rate": rate,
             "sample": sample,
+            "library_sample": library_sample,
         }
         chosen = {**options, "partitions": partitions, "seed": seed, "worker": extra}
         about = {"benchmark": "stream", "settings": chosen, "environment": where}
@@ -231,9 +253,12 @@ def run(plan: Plan, work: Path, bootstrap: str | None) -> StreamFigures:
                 on_broker = _on_broker(plan, cluster, readings, store, work, status.update)
             finally:
                 cluster.close()
-        status.update("(c) per message, in-process")
+        status.update("(c) per message through the libraries, in-process")
         throughput = readings.head(plan.messages)
-        per_message = measure_in_process(store, consumed(throughput, plan.sample, 1), 1)
+        library = consumed(throughput, plan.library_sample, 1)
+        per_message = measure_in_process(store, library, 1, library=True)
+        status.update("per message through driftline's scorers, in-process")
+        own_per_message = measure_in_process(store, consumed(throughput, plan.sample, 1), 1)
         status.update("scoring pipeline in-process, batched")
         batched_readings = min(IN_PROCESS_READINGS, len(throughput) // 2)
         batched = measure_in_process(
@@ -242,7 +267,9 @@ def run(plan: Plan, work: Path, bootstrap: str | None) -> StreamFigures:
         status.update("sequence forecasts")
         forecasts = measure_forecasts(history.machines_train, BATCH)
     passthrough, scoring, latency = on_broker
-    return StreamFigures(passthrough, scoring, batched, per_message, latency, forecasts)
+    return StreamFigures(
+        passthrough, scoring, batched, per_message, own_per_message, latency, forecasts
+    )
 
 
 def worker_settings(items: Sequence[str]) -> dict[str, str]:

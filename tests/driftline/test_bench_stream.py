@@ -19,7 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 from driftline.benchmarks import pipelines
-from driftline.benchmarks.baseline import InProcess, consumed, measure_in_process
+from driftline.benchmarks.baseline import (
+    CACHE_BYTES,
+    InProcess,
+    consumed,
+    measure_in_process,
+    score_with_library,
+)
 from driftline.benchmarks.cluster import Cluster, PhaseTopics, run_prefix
 from driftline.benchmarks.forecasts import Forecasts
 from driftline.benchmarks.latency import Latency, interleave, measure_latency
@@ -40,6 +46,9 @@ from driftline.commands.bench import bench
 from driftline.commands.bench_stream import worker_settings
 from events import derive_id
 from events.settings import KafkaSettings
+from models.cache import ModelCache
+from models.store import ModelStore
+from worker.pipeline import ScoringPipeline
 from worker.replay import Record
 
 TINY = Sizes(
@@ -120,8 +129,26 @@ def test_per_message_and_batched_runs_time_every_reading_but_the_primers(
     assert len(data.sample) == 40 and len(data.history) == len(readings) - 40
     single = measure_in_process(store, data, batch_size=1)
     batched = measure_in_process(store, data, batch_size=16)
-    assert single.messages == batched.messages == 38  # one primer per stream
-    assert single.messages_per_s > 0 and batched.seconds > 0
+    library = measure_in_process(store, data, batch_size=1, library=True)
+    assert single.messages == batched.messages == library.messages == 38  # a primer a stream
+    assert single.messages_per_s > 0 and batched.seconds > 0 and library.seconds > 0
+
+
+def test_the_library_baseline_scores_as_the_worker_does(readings: Readings, store: Path) -> None:
+    """(c) pays the libraries' per-call overhead for the very same outputs."""
+    data = consumed(readings, sample=40, partitions=3)
+    outputs = []
+    for library in (False, True):
+        models = ModelStore(store)
+        cache = ModelCache(models, CACHE_BYTES, score_with_library if library else None)
+        pipeline = ScoringPipeline(models, cache)
+        pipeline.warm(data.history)
+        outputs.append([pipeline.process([m]).records for m in data.sample])
+        loaded = [cache.peek(name) for name in ("anomaly", "maintenance")]
+        forests = [e.model._forest for e in loaded if e is not None]  # type: ignore[attr-defined]
+        scorers = [e.model._scorer for e in loaded if e is not None]  # type: ignore[attr-defined]
+        assert len(forests) == 2 and (scorers == forests) is library
+    assert outputs[0] == outputs[1] and sum(map(len, outputs[0])) >= 40
 
 
 def test_steady_span_leaves_out_the_start() -> None:
@@ -162,6 +189,7 @@ def figures(scoring_per_s: float = 30_000.0, p99_ms: float = 50.0) -> StreamFigu
         scoring=Throughput("scoring", 1000, 1000, 1100, 900, 900 / scoring_per_s, memory, usage),
         batched=InProcess(500, 500, 500 / 40_000),
         per_message=InProcess(100, 1, 100 / 200),
+        own_per_message=InProcess(100, 1, 100 / 1_000),
         latency=Latency(5000.0, 4990.0, 5000, 5000, 20.0, p99_ms, 80.0, memory, usage, [p99_ms]),
         forecasts=Forecasts(1000, 500, 0.1, 1.0),
     )

@@ -93,3 +93,12 @@ def test_the_forest_families_score_as_their_scikit_learn_forests(model_data: Any
             proba = np.zeros((rows.shape[0], 4))
             proba[:, forest.classes_.astype(int)] = forest.predict_proba(x)
             np.testing.assert_array_equal(maintenance.probabilities(rows), proba)
+        # the per-message baseline's mode: scikit-learn's own calls, the same scores
+        ours = model.predict_batch(rows)
+        model.score_with_library()
+        assert model._scorer is forest
+        for field in ("score", "level", "value"):
+            if getattr(ours, field) is not None:
+                np.testing.assert_array_equal(
+                    getattr(model.predict_batch(rows), field), getattr(ours, field)
+                )

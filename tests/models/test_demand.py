@@ -70,6 +70,22 @@ def test_an_unknown_product_is_forecast_with_the_reserved_code(
     assert np.isfinite(np.asarray(model.predict_batch(rows[-10:]).value)).all()
 
 
+def test_the_model_reads_what_a_data_frame_with_a_product_category_gives(
+    trained: tuple[DemandModel, FitReport], history: pd.DataFrame
+) -> None:
+    """Batches reach CatBoost without a DataFrame: the same pool, product code last."""
+    from catboost import Pool
+
+    model, _ = trained
+    rows = frame_rows(model.spec, history).matrix
+    rows[::7, -1] = np.nan  # no code: the reserved 0
+    assert model.feature_names[-1] == "product"
+    frame = pd.DataFrame(rows, columns=model.feature_names)
+    frame["product"] = frame["product"].fillna(0).astype(np.int64)
+    expected = model._model.predict(Pool(frame, cat_features=["product"]))  # type: ignore[union-attr]
+    np.testing.assert_array_equal(model._raw(rows), expected)
+
+
 def test_missing_price_is_tolerated_but_no_quantity_gives_nan(
     trained: tuple[DemandModel, FitReport], history: pd.DataFrame
 ) -> None:

@@ -8,7 +8,6 @@ from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from models.base import FloatArray
 from models.features import stats
@@ -100,11 +99,11 @@ class DemandSpec:
 
     def product_codes(self, entities: Entities) -> FloatArray:
         """Codes of ``entities`` (UNKNOWN_PRODUCT for products the spec does not know)."""
-        known = pd.Index(list(self.products), dtype=object)
-        asked = pd.Index(np.asarray(entities, dtype=object).astype(str), dtype=object)
-        position = known.get_indexer(asked)
-        codes = np.append(np.asarray(list(self.products.values()), dtype=np.float64), 0.0)
-        return np.where(position >= 0, codes[position], float(UNKNOWN_PRODUCT))
+        codes = self.products
+        asked = np.asarray(entities, dtype=object)
+        return np.fromiter(
+            (codes.get(str(e), UNKNOWN_PRODUCT) for e in asked), np.float64, count=len(asked)
+        )
 
     @property
     def inputs(self) -> tuple[str, ...]:

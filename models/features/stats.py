@@ -18,7 +18,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from models.base import FloatArray
 
@@ -133,8 +132,26 @@ def zscore(deviation: FloatArray, scale: FloatArray) -> FloatArray:
 
 
 def calendar_block(ts: TimeArray, fields: Sequence[str]) -> FloatArray:
-    """``[batch, fields]`` calendar values of UTC ``ts``: hour, dow (Monday=0), dom, month."""
-    index = pd.DatetimeIndex(np.asarray(ts, dtype="datetime64[ns]"))
-    parts = {"hour": index.hour, "dow": index.day_of_week, "dom": index.day, "month": index.month}
-    columns = [np.asarray(parts[f], dtype=np.float64) for f in fields]
-    return np.column_stack(columns) if columns else np.empty((len(index), 0))
+    """``[batch, fields]`` calendar values of UTC ``ts``: hour, dow (Monday=0), dom, month.
+
+    Computed on ``datetime64`` units (a NaT gives NaN), as pandas' accessors would, without
+    building an index: the worker pays this on every batch.
+    """
+    stamps = np.asarray(ts, dtype="datetime64[ns]")
+    days = stamps.astype("datetime64[D]")  # numpy floors, also before 1970
+    months = stamps.astype("datetime64[M]")
+    missing = np.isnat(stamps)
+    columns = []
+    for name in fields:
+        if name == "hour":
+            part = (stamps - days).astype("timedelta64[h]").astype(np.int64)
+        elif name == "dow":
+            part = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
+        elif name == "dom":
+            part = (days - months.astype("datetime64[D]")).astype(np.int64) + 1
+        elif name == "month":
+            part = months.astype(np.int64) % 12 + 1
+        else:
+            raise ValueError(f"unknown calendar field {name!r}")
+        columns.append(np.where(missing, np.nan, part.astype(np.float64)))
+    return np.column_stack(columns) if columns else np.empty((len(stamps), 0))

@@ -29,7 +29,7 @@ from models.features import (
     utc_naive,
 )
 from models.features.sensor import SENSOR_FEATURES
-from models.features.stats import Z_CLIP, nan_median
+from models.features.stats import Z_CLIP, calendar_block, nan_median
 
 ALL_SENSOR = SensorSpec(
     ("power", "temperature", "vibration"),
@@ -195,6 +195,25 @@ def test_demand_features_describe_the_target_and_code_products() -> None:
     assert got["lag2"] == pytest.approx(np.log1p(10.0) - level)
     assert got["cal_dow"] == 1.0  # the target day, Tuesday
     assert rows[:, -1].tolist() == [2.0, float(UNKNOWN_PRODUCT)]
+    # entities of any type are read as their text, as a CSV's product ids are
+    numbered = DemandSpec(86400.0).with_products(["7", "12"])  # codes in text order: "12" < "7"
+    codes = numbered.product_codes(pd.Series([12, "7", 7.0, None]))
+    assert codes.tolist() == [1.0, 2.0, float(UNKNOWN_PRODUCT), float(UNKNOWN_PRODUCT)]
+
+
+def test_calendar_fields_equal_pandas_over_the_whole_time_range() -> None:
+    """Hour, weekday, day and month from datetime64 units, before 1970 and for NaT too."""
+    rng = np.random.default_rng(3)
+    ns = rng.integers(-(2**63) + 1, 2**63 - 1, 50_000, dtype=np.int64)
+    edges = ["1969-12-31T23:59:59.999999999", "1970-01-01", "2024-02-29T23:00", "1900-03-01"]
+    ts = np.concatenate([ns.view("datetime64[ns]"), np.array(edges, "datetime64[ns]")])
+    ts[::97] = np.datetime64("NaT")
+    index = pd.DatetimeIndex(ts)
+    expected = np.column_stack([index.hour, index.day_of_week, index.day, index.month])
+    got = calendar_block(ts, ("hour", "dow", "dom", "month"))
+    np.testing.assert_array_equal(got, expected.astype(np.float64))
+    assert got[-4:].tolist() == [[23, 2, 31, 12], [0, 3, 1, 1], [23, 3, 29, 2], [0, 3, 1, 3]]
+    assert calendar_block(ts, ()).shape == (len(ts), 0)
 
 
 def test_promo_run_counts_readings_of_the_current_promotion() -> None:

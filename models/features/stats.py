@@ -71,9 +71,17 @@ def mean_std(segment: FloatArray) -> tuple[FloatArray, FloatArray]:
 def nan_median(segment: FloatArray) -> FloatArray:
     """Median along axis 1 ignoring NaN (NaN when a slice has no values).
 
-    Sorting puts NaN last, so the median of the n values of a slice sits at positions
-    (n - 1) // 2 and n // 2; this is several times faster than ``np.nanmedian`` on windows.
+    Without NaN (the steady state) a partial sort finds the one or two middle values.
+    Otherwise a sort puts NaN last, so the median of the n values of a slice sits at
+    positions (n - 1) // 2 and n // 2. Both are several times faster than ``np.nanmedian``
+    on windows, and give its values.
     """
+    length = segment.shape[1]
+    if length and not np.isnan(segment).any():
+        low_at, high_at = (length - 1) // 2, length // 2
+        middle = np.partition(segment, sorted({low_at, high_at}), axis=1)
+        result: FloatArray = (middle[:, low_at] + middle[:, high_at]) / 2.0
+        return result
     ordered = np.sort(segment, axis=1)
     count = np.expand_dims(valid_count(~np.isnan(segment)), 1)
     low = np.take_along_axis(ordered, np.maximum(count - 1, 0) // 2, axis=1)

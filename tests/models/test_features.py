@@ -326,6 +326,9 @@ def test_nan_median_matches_numpy() -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = np.nanmedian(values, axis=1)
     np.testing.assert_allclose(nan_median(values), expected, equal_nan=True)
+    for length in (1, 8, 9, 72):  # complete windows take the partial sort: the same values
+        complete = rng.normal(size=(30, length, 5))
+        np.testing.assert_array_equal(nan_median(complete), np.median(complete, axis=1))
 
 
 def test_infer_step_seconds_uses_the_median_spacing_within_entities() -> None:

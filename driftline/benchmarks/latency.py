@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -65,6 +65,8 @@ class Latency:
     memory: Memory
     usage: Usage  # over the measured readings (from their first to their last commit)
     p99_by_second: list[float] = field(default_factory=list)  # of each second of the run
+    # the broker's JIT compilers over the measured readings, in cores (None: not our broker)
+    broker_jit_cores: float | None = None
 
     @property
     def typical_second_p99_ms(self) -> float:
@@ -157,9 +159,11 @@ def measure_latency(
     rate: float,
     log: Path,
     deadline_s: float,
+    broker_jit: Callable[[], float | None] = lambda: None,
 ) -> Latency:
     """Warm ``spec``'s worker on ``history``, offer ``primer`` then ``paced`` at ``rate``
-    per second, join the outputs of ``paced``."""
+    per second, join the outputs of ``paced``. ``broker_jit`` reads the CPU seconds of the
+    broker's JIT compilers (:func:`driftline.benchmarks.jit.compiler_seconds`)."""
     phase = spec.phase
     cluster.publish(phase.sensor, history.sensor)
     cluster.publish(phase.demand, history.demand)
@@ -172,10 +176,11 @@ def measure_latency(
             pace(producer, interleave(primer, phase), rate)
             cluster.wait_committed(spec.group, phase.inputs, deadline_s, worker.check_alive)
         start = cluster.end_offsets(phase.inputs)
-        before, began = worker.sample(), time.monotonic()
+        before, compiled, began = worker.sample(), broker_jit(), time.monotonic()
         achieved = pace(producer, interleave(paced, phase), rate)
         cluster.wait_committed(spec.group, phase.inputs, deadline_s, worker.check_alive)
         usage = Usage.between(before, worker.sample(), time.monotonic() - began)
+        jit_cores = _share(compiled, broker_jit(), usage.seconds)
         memory = worker.memory()
     found, total = latencies_ms(cluster, phase, start)
     latency = found[:, 1]
@@ -191,4 +196,12 @@ def measure_latency(
         memory=memory,
         usage=usage,
         p99_by_second=p99_per_second(found),
+        broker_jit_cores=jit_cores,
     )
+
+
+def _share(before: float | None, after: float | None, seconds: float) -> float | None:
+    """CPU seconds between two readings per second of the run (None if either is)."""
+    if before is None or after is None or seconds <= 0:
+        return None
+    return (after - before) / seconds

@@ -122,7 +122,7 @@ def rows(f: StreamFigures) -> list[Row]:
             f"rate achieved {lat.achieved_per_s:,.0f}/s; {_usage(lat.usage)}", decimals=1),
         Row("", f"latency p99 {rate}", lat.p99_ms, "ms",
             f"max {lat.max_ms:,.0f} ms; p99 of a typical second "
-            f"{lat.typical_second_p99_ms:,.0f} ms", "p99", 1),
+            f"{lat.typical_second_p99_ms:,.0f} ms{_jit(lat)}", "p99", 1),
         Row("", "scoring worker resident memory, peak", lat.memory.peak_bytes / MIB, "MiB",
             f"VmHWM; VmRSS at the end {lat.memory.now_bytes / MIB:,.0f} MiB"),
         Row("", f"sequence forecasts, batches of {f.forecasts.batch_size:,}",
@@ -165,6 +165,12 @@ def _complete(run: Throughput) -> str:
     if run.complete:
         return f"{run.readings:,} readings, {run.all_outputs:,} outputs; {cpu}"
     return f"INCOMPLETE: {run.outputs:,} outputs for {run.readings:,} readings"
+
+
+def _jit(latency: Latency) -> str:
+    """The broker's JIT compilers while the latency was measured, when known."""
+    cores = latency.broker_jit_cores
+    return "" if cores is None else f"; broker JIT compilers at {cores:.2f} of a core"
 
 
 def _usage(usage: Usage) -> str:

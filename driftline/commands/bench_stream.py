@@ -52,8 +52,10 @@ PIPED_WIDTH: Final = 160
 # Readings in state before the paced run: 80 per machine (the anomaly window is 72).
 WARM_READINGS: Final = 10_000
 # The latency run's unmeasured warm-up at the offered rate: clients fetch their metadata
-# and ids, and a fresh broker JVM compiles the paths of small paced requests (~10 s).
-WARMUP_S: Final = 15.0
+# and ids, and a fresh broker JVM compiles the paths of small paced requests. On two
+# 2.4 GHz EPYC cores its compilers still took 0.41 of a core through a run after 15 s
+# of warm-up (p99 315 ms), and 0.03 after 30 s (p99 102 ms); the table shows the share.
+WARMUP_S: Final = 30.0
 # A phase that has not committed its readings by (readings / this) seconds is stuck.
 SLOWEST_RATE: Final = 100.0
 MIN_DEADLINE_S: Final = 120.0
@@ -247,10 +249,12 @@ def run(plan: Plan, work: Path, bootstrap: str | None) -> StreamFigures:
         status.update("training the champions")
         store = work / "store"
         train_champions(store, history, plan.sizes)
-        with _broker(work, bootstrap, status.update) as kafka:
+        with _broker(work, bootstrap, status.update) as (kafka, broker_jit):
             cluster = Cluster(kafka, plan.partitions)
             try:
-                on_broker = _on_broker(plan, cluster, readings, store, work, status.update)
+                on_broker = _on_broker(
+                    plan, cluster, readings, store, work, status.update, broker_jit
+                )
             finally:
                 cluster.close()
         status.update("(c) per message through the libraries, in-process")
@@ -298,20 +302,22 @@ def worker_settings(items: Sequence[str]) -> dict[str, str]:
 @contextlib.contextmanager
 def _broker(
     work: Path, bootstrap: str | None, say: Callable[[str], None]
-) -> Iterator[KafkaSettings]:
-    """The given broker, else a local one for the run (stopped on the way out)."""
+) -> Iterator[tuple[KafkaSettings, Callable[[], float | None]]]:
+    """The given broker, else a local one for the run (stopped on the way out); and what
+    reads the CPU seconds of its JIT compilers (None for a broker elsewhere)."""
     from broker import LocalBroker
+    from driftline.benchmarks.jit import compiler_seconds
     from events.settings import kafka_settings
 
     if bootstrap:
-        yield kafka_settings(bootstrap)
+        yield kafka_settings(bootstrap), lambda: None
         return
 
     say("starting a local Kafka broker")
     # The JVM's defaults (C2 compiler, its default collector): tuned for throughput, not
     # for start-up time as the tests' broker is.
     with LocalBroker(work / "kafka", jvm_options=()) as broker:
-        yield kafka_settings(broker.bootstrap_servers)
+        yield kafka_settings(broker.bootstrap_servers), lambda: compiler_seconds(broker.pid)
 
 
 def _on_broker(
@@ -321,6 +327,7 @@ def _on_broker(
     store: Path,
     work: Path,
     say: Callable[[str], None],
+    broker_jit: Callable[[], float | None],
 ) -> tuple[Throughput, Throughput, Latency]:
     """(a), (b) and the latency run, each worker on its own topics and group."""
     from driftline.benchmarks.cluster import PhaseTopics, run_prefix
@@ -366,5 +373,6 @@ def _on_broker(
         plan.rate,
         work / "latency.log",
         plan.deadline_s(plan.primer + plan.paced),
+        broker_jit,
     )
     return ceiling_run, scoring_run, latency

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from driftline.benchmarks import pipelines
+from driftline.benchmarks import jit, pipelines
 from driftline.benchmarks.baseline import (
     CACHE_BYTES,
     InProcess,
@@ -169,8 +170,26 @@ def test_the_doctests_of_the_benchmark_modules() -> None:
 
     from driftline.benchmarks import latency, throughput
 
-    for module in (latency, throughput):
+    for module in (jit, latency, throughput):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_compiler_seconds_add_up_the_jvm_compiler_threads_only(tmp_path: Path) -> None:
+    def task(tid: int, comm: str, utime: int, stime: int) -> None:
+        folder = tmp_path / "77" / "task" / str(tid)
+        folder.mkdir(parents=True)
+        (folder / "comm").write_text(comm + "\n")
+        # pid (comm) state, then fields 4..13, utime (14), stime (15), more
+        rest = " ".join(["1"] * 10 + [str(utime), str(stime)] + ["0"] * 5)
+        (folder / "stat").write_text(f"{tid} ({comm[:15]}) S {rest}\n")
+
+    task(1, "java", 5_000, 100)
+    task(2, "C2 CompilerThre", 300, 20)
+    task(3, "C1 CompilerThre", 40, 0)
+    task(4, "data-plane-kafk", 900, 90)
+    ticks = jit.TICKS_PER_S
+    assert jit.compiler_seconds(77, tmp_path) == pytest.approx(360 / ticks)
+    assert jit.compiler_seconds(78, tmp_path) is None
 
 
 def test_process_memory_reads_proc() -> None:
@@ -234,7 +253,18 @@ def test_goals_are_checked_against_the_ceiling_and_the_baseline() -> None:
     assert not missed["b"].passed and missed["c"].passed  # 40% of (a), still 100x (c)
     assert not missed["p99"].passed and missed["forecasts"].passed
     assert [row.label for row in rows(figures())][:4] == ["(a)", "(b)", "", "(c)"]
+    own = next(row for row in rows(figures()) if "driftline's scorers" in row.measures)
+    assert own.value == 1_000 and own.note.startswith("(b) = 30x")  # 30,000 msg/s over 1,000
     json.dumps(payload(figures(), Goals()))  # JSON-ready
+
+
+def test_the_broker_compilers_show_beside_the_latency_when_known() -> None:
+    def p99_note(figures: StreamFigures) -> str:
+        return next(row.note for row in rows(figures) if row.check == "p99")
+
+    assert "JIT" not in p99_note(figures())
+    compiling = replace(figures(), latency=replace(figures().latency, broker_jit_cores=0.42))
+    assert p99_note(compiling).endswith("broker JIT compilers at 0.42 of a core")
 
 
 def test_bench_alone_runs_the_stream_benchmark(

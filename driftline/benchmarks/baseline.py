@@ -60,15 +60,27 @@ class Consumed:
 
 
 def consumed(readings: Readings, sample: int, partitions: int) -> Consumed:
-    """The last ``sample`` readings (both streams, in proportion) after the rest."""
+    """The last ``sample`` readings (both streams, in proportion) after the rest.
+
+    The sample mixes the streams evenly, as a worker's batches of both topics do: a batch
+    pays the fixed cost of both pipelines.
+    """
     sensor = _records(readings.sensor, topics.READINGS_SENSOR, partitions)
     demand = _records(readings.demand, topics.READINGS_DEMAND, partitions)
     tail = readings.head(min(sample, len(readings)))
     cut_sensor, cut_demand = len(sensor) - len(tail.sensor), len(demand) - len(tail.demand)
     return Consumed(
         history=[*sensor[:cut_sensor], *demand[:cut_demand]],
-        sample=[*sensor[cut_sensor:], *demand[cut_demand:]],
+        sample=_mixed(sensor[cut_sensor:], demand[cut_demand:]),
     )
+
+
+def _mixed(*streams: list[KafkaMessage]) -> list[KafkaMessage]:
+    """The records of ``streams``, each spread evenly over the result, each in its order."""
+    placed = sorted(
+        ((i / len(stream), n, i) for n, stream in enumerate(streams) for i in range(len(stream)))
+    )
+    return [streams[n][i] for _, n, i in placed]
 
 
 def measure_in_process(

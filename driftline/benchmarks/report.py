@@ -42,6 +42,7 @@ class StreamFigures:
     passthrough: Throughput
     scoring: Throughput
     batched: InProcess
+    small_batches: InProcess  # the same readings in the batches of a paced worker
     per_message: InProcess  # (c): the libraries' own predict, one reading at a time
     own_per_message: InProcess  # driftline's scorers, one reading at a time
     latency: Latency
@@ -54,6 +55,14 @@ class StreamFigures:
     @property
     def over_baseline(self) -> float:
         return self.scoring.messages_per_s / self.per_message.messages_per_s
+
+    @property
+    def batch_cost_ms(self) -> float:
+        """What a batch costs whatever its size (ms), from the two batched in-process rows:
+        per reading, small and large batches differ by this cost over their sizes."""
+        small, large = self.small_batches, self.batched
+        per_reading = 1 / small.messages_per_s - 1 / large.messages_per_s
+        return 1000.0 * per_reading / (1 / small.batch_size - 1 / large.batch_size)
 
     @property
     def over_own_per_message(self) -> float:
@@ -112,6 +121,9 @@ def rows(f: StreamFigures) -> list[Row]:
             f.scoring.messages_per_s, "msg/s", _complete(f.scoring), "b"),
         Row("", f"scoring pipeline in-process, batches of {batched.batch_size:,}",
             batched.messages_per_s, "msg/s", f"{batched.messages:,} readings, no broker"),
+        Row("", f"scoring pipeline in-process, batches of {f.small_batches.batch_size:,}",
+            f.small_batches.messages_per_s, "msg/s",
+            f"the same readings; a batch costs {f.batch_cost_ms:,.1f} ms whatever its size"),
         Row("(c)", "per message: the libraries' predict per model per reading",
             single.messages_per_s, "msg/s",
             f"in-process sample of {single.messages:,}, no broker", "c"),
@@ -185,6 +197,10 @@ def payload(figures: StreamFigures, goals: Goals) -> dict[str, Any]:
         "passthrough": (figures.passthrough, figures.passthrough.messages_per_s),
         "scoring": (figures.scoring, figures.scoring.messages_per_s),
         "in_process_batched": (figures.batched, figures.batched.messages_per_s),
+        "in_process_small_batches": (
+            figures.small_batches,
+            figures.small_batches.messages_per_s,
+        ),
         "per_message": (figures.per_message, figures.per_message.messages_per_s),
         "own_per_message": (figures.own_per_message, figures.own_per_message.messages_per_s),
         "forecasts": (figures.forecasts, figures.forecasts.windows_per_s),
@@ -195,6 +211,7 @@ def payload(figures: StreamFigures, goals: Goals) -> dict[str, Any]:
         "share_of_ceiling": figures.share_of_ceiling,
         "over_baseline": figures.over_baseline,
         "over_own_per_message": figures.over_own_per_message,
+        "batch_cost_ms": figures.batch_cost_ms,
         "goals": asdict(goals),
         "checks": {name: asdict(check) for name, check in done.items()},
         "passed": all(check.passed for check in done.values()),

@@ -43,7 +43,9 @@ if TYPE_CHECKING:  # imported when the benchmark runs (`bench --help` lists it w
 PIPELINES: Final = "driftline.benchmarks.pipelines"
 # Rows per in-process batch and per forecast call: the worker's default micro-batch.
 BATCH: Final = 500
-# The batched in-process row scores at most this many readings (a few seconds).
+# The in-process rows' small batches: about what a worker consumes at 5,000 readings/s.
+SMALL_BATCH: Final = 100
+# The batched in-process rows score at most this many readings (a few seconds).
 IN_PROCESS_READINGS: Final = 20_000
 # Readings of (c): through scikit-learn a machine reading takes ~30 ms on two cores.
 LIBRARY_SAMPLE: Final = 250
@@ -265,14 +267,14 @@ def run(plan: Plan, work: Path, bootstrap: str | None) -> StreamFigures:
         own_per_message = measure_in_process(store, consumed(throughput, plan.sample, 1), 1)
         status.update("scoring pipeline in-process, batched")
         batched_readings = min(IN_PROCESS_READINGS, len(throughput) // 2)
-        batched = measure_in_process(
-            store, consumed(throughput, batched_readings, plan.partitions), BATCH, repeats=3
-        )
+        in_process = consumed(throughput, batched_readings, plan.partitions)
+        batched = measure_in_process(store, in_process, BATCH, repeats=3)
+        small = measure_in_process(store, in_process, SMALL_BATCH, repeats=3)
         status.update("sequence forecasts")
         forecasts = measure_forecasts(history.machines_train, BATCH)
     passthrough, scoring, latency = on_broker
     return StreamFigures(
-        passthrough, scoring, batched, per_message, own_per_message, latency, forecasts
+        passthrough, scoring, batched, small, per_message, own_per_message, latency, forecasts
     )
 
 

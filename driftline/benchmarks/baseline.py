@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from driftline.benchmarks.workload import Encoded, Readings
+from driftline.benchmarks.workload import Encoded, Readings, spread
 from events import topics
 from events.dlq import KafkaMessage
 from models.anomaly import AnomalyModel
@@ -71,16 +71,8 @@ def consumed(readings: Readings, sample: int, partitions: int) -> Consumed:
     cut_sensor, cut_demand = len(sensor) - len(tail.sensor), len(demand) - len(tail.demand)
     return Consumed(
         history=[*sensor[:cut_sensor], *demand[:cut_demand]],
-        sample=_mixed(sensor[cut_sensor:], demand[cut_demand:]),
+        sample=spread(sensor[cut_sensor:], demand[cut_demand:]),
     )
-
-
-def _mixed(*streams: list[KafkaMessage]) -> list[KafkaMessage]:
-    """The records of ``streams``, each spread evenly over the result, each in its order."""
-    placed = sorted(
-        ((i / len(stream), n, i) for n, stream in enumerate(streams) for i in range(len(stream)))
-    )
-    return [streams[n][i] for _, n, i in placed]
 
 
 def measure_in_process(

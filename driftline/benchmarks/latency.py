@@ -33,7 +33,7 @@ from confluent_kafka import Producer
 from driftline.benchmarks.cluster import BenchError, Cluster, PhaseTopics
 from driftline.benchmarks.usage import Usage
 from driftline.benchmarks.workers import Memory, WorkerProcess, WorkerSpec
-from driftline.benchmarks.workload import Readings
+from driftline.benchmarks.workload import Readings, spread
 from driftline.publish import produce_waiting
 from events import codec_for, derive_id, topics
 from models.base import FloatArray
@@ -76,13 +76,10 @@ class Latency:
 
 def interleave(readings: Readings, phase: PhaseTopics) -> list[tuple[str, bytes, bytes]]:
     """Both streams in one produce order, each spread evenly over the run."""
-    tagged = [
-        (i / len(records), topic, key, value)
-        for topic, records in ((phase.sensor, readings.sensor), (phase.demand, readings.demand))
-        for i, (key, value) in enumerate(records)
-    ]
-    tagged.sort(key=lambda item: item[0])
-    return [(topic, key, value) for _, topic, key, value in tagged]
+    return spread(
+        [(phase.sensor, key, value) for key, value in readings.sensor],
+        [(phase.demand, key, value) for key, value in readings.demand],
+    )
 
 
 def pace(producer: Producer, records: Sequence[tuple[str, bytes, bytes]], rate: float) -> float:

@@ -10,9 +10,10 @@ encoded readings from its own fresh topics, so each worker starts from empty sta
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import pandas as pd
 
@@ -20,6 +21,8 @@ from driftline.generator import generate_machines, generate_products
 from driftline.publish import demand_messages, sensor_messages
 from events import codec_for, topics
 from models.frames import ENTITY, IS_ANOMALY, PRODUCT, RISK, TS
+
+T = TypeVar("T")
 
 # Share of the readings that are product demand; the rest are machine telemetry (hourly
 # machines outnumber daily sales in any plant that runs both).
@@ -138,3 +141,16 @@ def train_champions(store: Path, history: History, sizes: Sizes) -> dict[str, fl
 
 def _in_time_order(frame: pd.DataFrame, entity: str) -> pd.DataFrame:
     return frame.sort_values([TS, entity], kind="stable").reset_index(drop=True)
+
+
+def spread(*streams: Sequence[T]) -> list[T]:
+    """The items of ``streams`` in one order: each spread evenly over it, each in its own
+    order (a tie goes to the earlier stream).
+
+    >>> spread("abcd", "xy")
+    ['a', 'x', 'b', 'c', 'y', 'd']
+    """
+    placed = sorted(
+        (i / len(stream), n, i) for n, stream in enumerate(streams) for i in range(len(stream))
+    )
+    return [streams[n][i] for _, n, i in placed]

@@ -175,9 +175,9 @@ def test_interleave_spreads_both_streams_over_the_run(readings: Readings) -> Non
 def test_the_doctests_of_the_benchmark_modules() -> None:
     import doctest
 
-    from driftline.benchmarks import latency, throughput
+    from driftline.benchmarks import latency, throughput, workload
 
-    for module in (jit, latency, throughput):
+    for module in (jit, latency, throughput, workload):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 

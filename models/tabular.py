@@ -7,9 +7,10 @@ metadata), checks feature matrices, and turns history frames into feature rows.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 import numpy as np
 import pandas as pd
@@ -25,24 +26,39 @@ P = TypeVar("P")
 def parse_params(cls: type[P], params: dict[str, Any], family: str) -> P:
     """Build the ``cls`` dataclass from ``params``; ModelError names unknown keys or bad values.
 
-    JSON lists become tuples, so parameters read back from metadata.json parse the same.
+    Each value is checked strictly against its field's type: ``true`` is not a lag and
+    ``16.0`` not a depth (an int still serves where a float belongs). JSON lists become
+    tuples, so parameters read back from metadata.json parse the same.
     """
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(params) - known)
     if unknown:
         raise ModelError(f"{family}: unknown parameter(s) {unknown}; known: {sorted(known)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in params.items():
+        try:
+            values[name] = _adapter(hints[name]).validate_python(
+                tuple(value) if isinstance(value, list) else value, strict=True
+            )
+        except ValidationError as exc:
+            problems += [
+                f"{'.'.join([name, *map(str, error['loc'])])}: {error['msg']}"
+                for error in exc.errors()
+            ]
+    if problems:
+        raise ModelError(f"{family}: bad parameter value: {'; '.join(problems)}")
     try:
-        # Typed: {"a": 1} where a tuple of lags belongs is refused here, by name, instead
-        # of failing deep inside the features.
-        return TypeAdapter(cls).validate_python(values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise ModelError(f"{family}: bad parameter value: {problems}") from exc
+        return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{family}: bad parameter value: {exc}") from exc
+
+
+@functools.cache
+def _adapter(hint: Any) -> TypeAdapter[Any]:
+    """The validator of one field type (built once per type)."""
+    return TypeAdapter(hint)
 
 
 def params_dict(parsed: Any) -> dict[str, Any]:

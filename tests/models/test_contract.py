@@ -275,6 +275,11 @@ def test_unknown_parameter_is_a_model_error(name: str) -> None:
         ("demand", {"lags": {"a": 1}}, "lags"),
         ("anomaly", {"n_estimators": "many"}, "n_estimators"),
         ("maintenance", {"max_depth": [3]}, "max_depth"),
+        # values a lax reading would coerce: a bool as a lag, a float depth, text numbers
+        ("demand", {"lags": [True, 7]}, r"lags\.0"),
+        ("maintenance", {"max_depth": 16.5}, "max_depth"),
+        ("anomaly", {"n_estimators": "200"}, "n_estimators"),
+        ("demand", {"depth": True}, "depth"),
     ],
 )
 def test_a_parameter_of_the_wrong_type_is_a_model_error_naming_it(
@@ -282,3 +287,8 @@ def test_a_parameter_of_the_wrong_type_is_a_model_error_naming_it(
 ) -> None:
     with pytest.raises(ModelError, match=rf"bad parameter value: {field}"):
         model_class(name)(params)
+
+
+def test_an_int_serves_where_a_float_belongs_and_lists_read_as_tuples() -> None:
+    demand = model_class("demand")({"lags": [1, 7], "learning_rate": 1})
+    assert demand.params["lags"] == [1, 7] and demand.params["learning_rate"] == 1.0

@@ -48,6 +48,7 @@ from models.registry_errors import (
     AliasError,
     ChampionChangedError,
     NoChampionError,
+    NotPromotedError,
     RegistryError,
 )
 from models.scratch import (
@@ -168,10 +169,10 @@ class Registry(ModelStore):
                     # error must not leave a duplicate behind.
                     os.rename(target, scratch)
                     raise
+                info = VersionInfo(name, key, number, target, metadata)
                 if promote_if_first and read_aliases(paths.aliases).champion is None:
-                    write_aliases(paths.aliases, number, None, "promote")
-                    self._record(paths, "promote", number, "first version")
-            return VersionInfo(name, key, number, target, metadata)
+                    self._promote_first(paths, info)
+            return info
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)  # a no-op once renamed into place
             raise
@@ -300,6 +301,21 @@ class Registry(ModelStore):
                 shutil.rmtree(scratch, ignore_errors=True)
                 removed.append(scratch)
         return removed
+
+    def _promote_first(self, paths: KeyPaths, info: VersionInfo) -> None:
+        """Make a key's first version its champion. The version stays registered when this
+        fails, and the error says how to finish rather than invite a second version."""
+        try:
+            write_aliases(paths.aliases, info.version, None, "promote")
+            self._record(paths, "promote", info.version, "first version")
+        except RegistryError as exc:
+            key = f" --key {info.key}" if info.key else ""
+            raise NotPromotedError(
+                f"{info.label} is registered but could not be made champion: {exc}; "
+                f"`driftline models promote {info.model} {info.version}{key} --reason ...` "
+                "finishes it (training again would register another version)",
+                info,
+            ) from exc
 
     def _record(
         self,

@@ -6,7 +6,12 @@ callers that already handle model errors also handle registry failures.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from models.base import ModelError
+
+if TYPE_CHECKING:
+    from models.versions import VersionInfo
 
 
 class RegistryError(ModelError):
@@ -43,6 +48,17 @@ class IntegrityError(RegistryError):
 
 class StoreWriteError(RegistryError):
     """Writing to the store failed (read-only or full disk); nothing is left half-written."""
+
+
+class NotPromotedError(StoreWriteError):
+    """A first version was registered but could not be made champion; ``version`` holds it.
+
+    Registering again would add a second version: promoting this one finishes the job.
+    """
+
+    def __init__(self, message: str, version: VersionInfo) -> None:
+        super().__init__(message)
+        self.version = version
 
 
 class LoadError(RegistryError):

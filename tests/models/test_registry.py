@@ -30,6 +30,7 @@ from models.registry_errors import (
     LoadError,
     ModelNotFoundError,
     NoChampionError,
+    NotPromotedError,
     StoreWriteError,
     VersionNotFoundError,
 )
@@ -180,6 +181,28 @@ def test_first_version_becomes_champion_later_ones_do_not(registry: Registry) ->
     assert other.version == 1
     with pytest.raises(NoChampionError, match="no champion"):
         registry.load("anomaly")
+
+
+def test_a_first_version_that_cannot_be_made_champion_says_how_to_finish(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version stays registered, and the error names it and the promotion that is left,
+    so a retry does not leave two versions of one training."""
+    import models.registry
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise StoreWriteError("cannot write aliases: [Errno 28] No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(models.registry, "write_aliases", full_disk)
+        with pytest.raises(NotPromotedError, match="No space left") as caught:
+            registry.register(model_with(1.0), "demand", "p-1")
+    assert caught.value.version.version == 1
+    assert "models promote demand 1 --key p-1 --reason" in str(caught.value)
+    assert [v.version for v in registry.versions("demand", "p-1")] == [1]
+    assert registry.aliases("demand", "p-1").champion is None
+    registry.promote("demand", 1, "p-1", reason="finish the first registration")
+    assert registry.load("demand", "p-1").version == 1
 
 
 def test_load_returns_the_model_that_was_saved(registry: Registry) -> None:

@@ -189,14 +189,17 @@ def test_predictions_and_actuals_become_pairs(
                 build.prediction(2, entity="m-1", kind="risk", metric=None, value=2.0),
             ]
             produce(kafka_settings, s.predictions_topic, forecasts)
-            # the readings carry the actuals of the sequence forecasts; the last one moves
-            # m-0's clock past 9 + 10 minutes of lateness, so "never-labelled" expires
+            # the readings carry the actuals of the sequence forecasts; the one at 30
+            # moves m-0's clock past 9 + 10 minutes of lateness, so "never-labelled"
+            # expires. It is sent once the pairs are in: the monitor reads the topics in
+            # no fixed order, and read before the forecasts of m-0 it would also expire
+            # them (their actuals are then beyond the 15 minutes of buffered actuals).
             readings = [
                 SensorReading(entity_id=f"m-{n % 2}", kind="machine", ts=build.at(n),
                               values={"temperature": 20.0, "pressure": 1.0})
                 for n in (*range(4), 30)
             ]  # fmt: skip
-            produce(kafka_settings, s.sensor_topic, readings)
+            produce(kafka_settings, s.sensor_topic, readings[:-1])
             produce(
                 kafka_settings,
                 s.demand_topic,
@@ -212,6 +215,7 @@ def test_predictions_and_actuals_become_pairs(
             assert bad.flush(30) == 0
 
             found = pairs.until(6)
+            produce(kafka_settings, s.sensor_topic, readings[-1:])
             assert {p.prediction_id: p.error for p in found} == {
                 "seq-1-m-0-0": 0.0, "seq-1-m-1-1": 1.0, "seq-1-m-0-2": 2.0,
                 "seq-1-m-1-3": 3.0, "demand-1-p-1-1": 2.0, "seq-1-m-1-2": -1.0,

@@ -52,6 +52,12 @@ def invoke(*args: str | Path) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def renamed_csv(source: Path, target: Path, columns: dict[str, str]) -> Path:
+    """A copy of the CSV ``source`` at ``target`` with ``columns`` renamed."""
+    pd.read_csv(source).rename(columns=columns).to_csv(target, index=False)
+    return target
+
+
 def train_json(store: Path, family: str, csv: Path, *extra: str) -> dict[str, Any]:
     result = invoke(
         "train", family, "--csv", csv, "--store", store, "--json", *FAST[family], *extra
@@ -122,9 +128,7 @@ def test_labels_file_joins_the_readings(tmp_path: Path, csvs: dict[str, Path]) -
 def test_label_col_names_the_column_of_the_labels_file(
     tmp_path: Path, csvs: dict[str, Path]
 ) -> None:
-    labels = pd.read_csv(csvs["labels"]).rename(columns={"is_anomaly": "label"})
-    path = tmp_path / "labels.csv"
-    labels.to_csv(path, index=False)
+    path = renamed_csv(csvs["labels"], tmp_path / "labels.csv", {"is_anomaly": "label"})
     summary = train_json(
         tmp_path / "store",
         "anomaly",
@@ -150,9 +154,8 @@ def test_score_reads_the_file_as_train_does(tmp_path: Path, csvs: dict[str, Path
 def test_column_mapping_names_come_back_in_the_output(
     tmp_path: Path, csvs: dict[str, Path]
 ) -> None:
-    renamed = tmp_path / "plant.csv"
-    frame = pd.read_csv(csvs["machines"]).rename(columns={"entity_id": "machine", "ts": "time"})
-    frame.to_csv(renamed, index=False)
+    columns = {"entity_id": "machine", "ts": "time"}
+    renamed = renamed_csv(csvs["machines"], tmp_path / "plant.csv", columns)
     store = tmp_path / "store"
     mapping = ("--entity-col", "machine", "--ts-col", "time")
     train_json(store, "anomaly", renamed, *mapping, "--model", "plant")
@@ -179,9 +182,7 @@ def test_missing_column_is_a_clear_error(tmp_path: Path, csvs: dict[str, Path]) 
 def test_a_metric_name_readings_cannot_carry_is_refused_before_training(
     tmp_path: Path, csvs: dict[str, Path]
 ) -> None:
-    frame = pd.read_csv(csvs["machines"]).rename(columns={"power": "power (kW)"})
-    path = tmp_path / "named.csv"
-    frame.to_csv(path, index=False)
+    path = renamed_csv(csvs["machines"], tmp_path / "named.csv", {"power": "power (kW)"})
     result = invoke("train", "anomaly", "--csv", path, "--store", tmp_path / "store")
     assert result.exit_code == 1, result.output
     assert "power (kW)" in result.output and "--value-col" in result.output

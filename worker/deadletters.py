@@ -10,6 +10,8 @@ from worker.records import BatchResult, OutRecord
 DLQ_KIND: Final = "dlq"
 # Reason label of a reading whose Kafka key is not its entity id (see KeyMismatchError).
 KEY_MISMATCH: Final = "key_mismatch"
+# Reason label of a reading stamped too far after its record (see FutureTimestampError).
+FUTURE_TIMESTAMP: Final = "future_timestamp"
 
 
 class DeadLetters:

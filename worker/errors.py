@@ -22,3 +22,12 @@ class UnknownStreamError(WorkerError):
 
 class NoOffsetError(WorkerError):
     """A consumed record has no stored partition or offset to derive output ids from."""
+
+
+class FutureTimestampError(WorkerError):
+    """A reading is stamped further after its record's Kafka timestamp than allowed.
+
+    State only moves forward: once an entity's window holds a reading from the future,
+    every genuine reading before that time is refused as stale. A clock that is wrong by a
+    year would silence the entity for a year, so such a reading is refused instead.
+    """

@@ -1,9 +1,15 @@
 """Decoding a consumed micro-batch into readings per stream; refusals go to the DLQ.
 
 Each topic's records are decoded with the topic's codec (``Codec.decode_batch`` never
-raises). A record that breaks its contract, whose Kafka key is not its entity id, or that
-has no stored offset is refused; the rest become :class:`Readings` in batch order, with
-the coordinates every output id is derived from.
+raises). A record is refused when it breaks its contract, when its Kafka key is not its
+entity id, when it has no stored offset, or when its reading is stamped more than
+``max_future_s`` after the record's Kafka timestamp (a device clock gone wrong; see
+:class:`~worker.errors.FutureTimestampError`). The rest become :class:`Readings` in batch
+order, with the coordinates every output id is derived from.
+
+The time check reads only the record, never the wall clock: the same record is refused or
+accepted whenever it is read, so a replay, or a warm-up reading history back, builds the
+same state as the first pass did.
 """
 
 from __future__ import annotations
@@ -21,14 +27,24 @@ from events.codec import Codec
 from events.dlq import KafkaMessage
 from events.readings import DemandReading, SensorReading
 from models.features.stats import TimeArray
-from worker.deadletters import KEY_MISMATCH, DeadLetters
-from worker.errors import KeyMismatchError, NoOffsetError, UnknownStreamError
+from worker.deadletters import FUTURE_TIMESTAMP, KEY_MISMATCH, DeadLetters
+from worker.errors import (
+    FutureTimestampError,
+    KeyMismatchError,
+    NoOffsetError,
+    UnknownStreamError,
+)
 from worker.routes import StreamTopics
 
 R = TypeVar("R", SensorReading, DemandReading)
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
+# librdkafka's TIMESTAMP_NOT_AVAILABLE: the record carries no time to check against.
+_NO_TIMESTAMP: Final = 0
+# Kafka's own bound on producer times ahead of the broker (log.message.timestamp.after.max.ms
+# defaults to an hour since Kafka 4.0).
+DEFAULT_MAX_FUTURE_S: Final = 3600.0
 
 
 def epoch_ns(ts: datetime) -> int:
@@ -51,14 +67,17 @@ class Readings(Generic[R]):
     def __len__(self) -> int:
         return len(self.messages)
 
-    def append(self, message: R, source: KafkaMessage, entity: str, where: tuple[int, int]) -> None:
+    def append(
+        self, message: R, source: KafkaMessage, entity: str, where: tuple[int, int], ns: int
+    ) -> None:
+        """Add a reading, ``where`` = (partition, offset), ``ns`` = ``epoch_ns(message.ts)``."""
         self.messages.append(message)
         self.sources.append(source)
         self.topics.append(source.topic() or "")
         self.partitions.append(where[0])
         self.offsets.append(where[1])
         self.entities.append(entity)
-        self.stamps_ns.append(epoch_ns(message.ts))
+        self.stamps_ns.append(ns)
 
     def take(self, rows: Sequence[int]) -> Readings[R]:
         """The readings at positions ``rows``, in that order."""
@@ -100,10 +119,18 @@ class Decoded:
 
 
 class Intake:
-    """Decodes micro-batches of any mix of input topics."""
+    """Decodes micro-batches of any mix of input topics.
 
-    def __init__(self, streams: StreamTopics) -> None:
+    ``max_future_s``: how far after its record's Kafka timestamp a reading may be stamped
+    (0 accepts any time: for simulated clocks that run ahead, such as the demo's).
+    """
+
+    def __init__(self, streams: StreamTopics, max_future_s: float = DEFAULT_MAX_FUTURE_S) -> None:
+        if max_future_s < 0:
+            raise ValueError(f"max_future_s must be >= 0, got {max_future_s}")
         self.streams = streams
+        self.max_future_s = max_future_s
+        self._ahead_ns = int(max_future_s * 1e9) if max_future_s > 0 else None
         self._sensor: Codec[SensorReading] = codec_for(topics.READINGS_SENSOR)
         self._demand: Codec[DemandReading] = codec_for(topics.READINGS_DEMAND)
 
@@ -146,7 +173,21 @@ class Intake:
             if partition is None or offset is None or partition < 0 or offset < 0:
                 _refuse(dead, source, NoOffsetError("record has no stored partition/offset"))
                 continue
-            into.append(reading, source, entity, (partition, offset))
+            ns = epoch_ns(reading.ts)
+            if self._ahead_ns is not None:
+                kind, record_ms = source.timestamp()
+                if kind != _NO_TIMESTAMP and ns > record_ms * 1_000_000 + self._ahead_ns:
+                    _refuse(dead, source, self._future(reading.ts, record_ms), FUTURE_TIMESTAMP)
+                    continue
+            into.append(reading, source, entity, (partition, offset), ns)
+
+    def _future(self, ts: datetime, record_ms: int) -> FutureTimestampError:
+        record = _EPOCH + timedelta(milliseconds=record_ms)
+        return FutureTimestampError(
+            f"reading stamped {ts.isoformat()}, {(ts - record).total_seconds():.0f} s after "
+            f"its record's Kafka timestamp {record.isoformat()} (at most {self.max_future_s:g} "
+            "s allowed, WORKER_MAX_FUTURE_S)"
+        )
 
 
 def _by_topic(messages: Sequence[KafkaMessage]) -> dict[str, list[KafkaMessage]]:

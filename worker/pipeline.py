@@ -31,7 +31,7 @@ from models.store import ModelStore
 from worker.deadletters import DeadLetters
 from worker.demand import DemandStream
 from worker.emit import Emitter
-from worker.intake import Intake
+from worker.intake import DEFAULT_MAX_FUTURE_S, Intake
 from worker.records import BatchResult
 from worker.routes import STREAMS, ModelRoutes, StreamKind, StreamTopics
 from worker.sensors import SensorStream
@@ -53,13 +53,14 @@ class ScoringPipeline:
         streams: StreamTopics | None = None,
         routes: ModelRoutes | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_future_s: float = DEFAULT_MAX_FUTURE_S,
     ) -> None:
         self.streams = streams or StreamTopics()
         self.serving = Serving(store, cache, routes or ModelRoutes(), clock)
         emitter = Emitter(self.streams)
         self.sensor = SensorStream(self.serving, emitter)
         self.demand = DemandStream(self.serving, emitter)
-        self._intake = Intake(self.streams)
+        self._intake = Intake(self.streams, max_future_s)
 
     def process(self, messages: Sequence[KafkaMessage]) -> BatchResult:
         """Outputs of one consumed batch; bad records become DLQ records, never errors."""
@@ -126,4 +127,9 @@ def build_pipeline(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeli
         imputed=settings.imputed_topic,
         shadow=settings.shadow_topic,
     )
-    return ScoringPipeline(ModelStore(settings.model_store), cache, streams=streams)
+    return ScoringPipeline(
+        ModelStore(settings.model_store),
+        cache,
+        streams=streams,
+        max_future_s=settings.max_future_s,
+    )

@@ -24,7 +24,8 @@ from events.messages import Message
 from events.readings import DemandReading, SensorKind, SensorReading
 from models.frames import ENTITY, PRICE, PRODUCT, PROMO, QUANTITY, TS, metric_columns
 
-# librdkafka's TIMESTAMP_CREATE_TIME: the producer set the record's time.
+# librdkafka's timestamp types: none stored, and the producer set the record's time.
+NOT_AVAILABLE: Final = 0
 CREATE_TIME: Final = 1
 
 
@@ -38,7 +39,7 @@ class Record:
     source_key: bytes | None
     source_value: bytes | None
     source_headers: tuple[tuple[str, bytes | None], ...] = ()
-    timestamp_ms: int = 0
+    timestamp_ms: int | None = None  # None: the record carries no timestamp
 
     def topic(self) -> str:
         return self.source_topic
@@ -59,6 +60,8 @@ class Record:
         return list(self.source_headers) or None
 
     def timestamp(self) -> tuple[int, int]:
+        if self.timestamp_ms is None:
+            return NOT_AVAILABLE, -1  # what confluent_kafka.Message returns then
         return CREATE_TIME, self.timestamp_ms
 
 

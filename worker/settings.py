@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from events import topics
 from events.settings import KafkaSettings
 from models.store import default_store
+from worker.intake import DEFAULT_MAX_FUTURE_S
 from worker.routes import StreamKind
 
 if TYPE_CHECKING:
@@ -69,6 +70,14 @@ class WorkerSettings(BaseSettings):
         "earliest",
         description="Where a partition without a committed offset starts "
         "(earliest: score the backlog; latest: only new readings).",
+    )
+    max_future_s: float = Field(
+        DEFAULT_MAX_FUTURE_S,
+        ge=0,
+        description="A reading stamped more than this (s) after its record's Kafka timestamp "
+        "goes to the DLQ (reason future_timestamp): state only moves forward, so a device "
+        "clock running ahead would stop its entity's scoring until that time. 0 accepts any "
+        "time (a simulated clock, as in the demo).",
     )
     # Micro-batching: a batch closes at max_records or max_wait_s, whichever comes first.
     batch_max_records: int = Field(

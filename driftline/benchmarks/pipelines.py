@@ -83,4 +83,9 @@ def passthrough(settings: WorkerSettings, cache: ModelCache) -> Passthrough:
 def scoring(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeline:
     """``WORKER_PIPELINE=driftline.benchmarks.pipelines:scoring``."""
     streams = PhaseTopics.from_env().streams()
-    return ScoringPipeline(ModelStore(settings.model_store), cache, streams=streams)
+    return ScoringPipeline(
+        ModelStore(settings.model_store),
+        cache,
+        streams=streams,
+        max_future_s=settings.max_future_s,
+    )

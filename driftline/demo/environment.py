@@ -106,6 +106,8 @@ def worker_env(run: str, port: int, layout: Layout) -> dict[str, str]:
         # Score the live stream only; the history already in the topics warms the per-entity
         # windows on assignment (lags up to a week of hourly readings).
         "WORKER_AUTO_OFFSET_RESET": "latest",
+        # Simulated time runs hours ahead of the wall clock that stamps the records.
+        "WORKER_MAX_FUTURE_S": "0",
         "WORKER_PRELOAD_MODELS": json.dumps(preloaded()),
         "WORKER_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_S),
     }

@@ -50,7 +50,10 @@ def topics_of(inputs: Sequence[str]) -> StreamTopics:
 
 def build_pipeline(settings: Any, cache: Any) -> Any:
     pipeline = ScoringPipeline(
-        ModelStore(settings.model_store), cache, streams=topics_of(settings.input_topics)
+        ModelStore(settings.model_store),
+        cache,
+        streams=topics_of(settings.input_topics),
+        max_future_s=settings.max_future_s,
     )
     delay = float(os.environ.get("FAULT_BATCH_DELAY_S", "0"))
     return Paced(pipeline, delay) if delay > 0 else pipeline

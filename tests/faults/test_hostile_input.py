@@ -2,11 +2,12 @@
 
 Over forty kinds of bad record (broken bytes, broken JSON, wrong types, missing and extra
 fields, non-finite and absurd numbers, oversize payloads, unknown schema versions,
-timestamps out of range, unicode tricks in ids, key/value mismatches, tombstones, huge
-keys and headers, ...) are interleaved with the readings of 20 stations. The worker must
-dead-letter each with its reason, skip (and count) the valid but stale ones, accept the
-few that are valid records (as documented below), never crash, and give the stations'
-readings exactly the outputs of a run without the hostile records.
+timestamps out of range or decades after the record was produced, unicode tricks in ids,
+key/value mismatches, tombstones, huge keys and headers, ...) are interleaved with the
+readings of 20 stations. The worker must dead-letter each with its reason, skip (and
+count) the valid but stale ones, accept the few that are valid records (as documented
+below), never crash, and give the stations' readings exactly the outputs of a run without
+the hostile records.
 
 Documented behaviour of the records that are not refused:
 
@@ -104,6 +105,8 @@ def hostile_cases() -> list[Case]:
         Case("timestamp in 2150", body(ts="2150-01-01T00:00:00Z"), "out_of_range"),
         Case("timestamp in year 9999", body(ts="9999-12-31T23:59:59Z"), "out_of_range"),
         Case("timestamp in 1970", body(ts="1970-01-01T00:00:00Z"), "out_of_range"),
+        # inside the contract's range, but accepted it would make station-3's readings stale
+        Case("timestamp in 2099", body(ts="2099-01-01T00:00:00Z"), "future_timestamp"),
         Case("naive timestamp", body(ts="2025-01-01T00:30:00"), "invalid_value"),
         Case("impossible date", body(ts="2025-13-45T00:00:00Z"), "invalid_value"),
         Case("empty id", body(entity_id=""), "out_of_range"),

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,6 +121,62 @@ def test_bad_records_go_to_the_dlq_while_the_rest_of_the_batch_is_scored(
         ("readings.unknown", "processing"): 1,
     }
     assert len(decoded(result.records, "predictions")) == len(good)
+
+
+def stamped(record: Record, ahead: timedelta) -> Record:
+    """``record`` with its reading stamped ``ahead`` of its record's Kafka timestamp."""
+    codec = codec_for(SENSOR)
+    reading = codec.decode(record.value())
+    moved = msgspec.structs.replace(reading, ts=reading.ts + ahead)
+    return replace(record, source_offset=record.offset() + 10_000, source_value=codec.encode(moved))
+
+
+def test_a_reading_from_the_future_is_dead_lettered_and_its_entity_keeps_scoring(
+    store_dir: Path, worker_data: Any
+) -> None:
+    records = worker_data.sensor_records()
+    early, late = records[:60], records[60:]
+    wrong_clock = stamped(early[-1], timedelta(days=2))
+
+    def scored(pipeline: ScoringPipeline, extra: list[Record]) -> tuple[BatchResult, BatchResult]:
+        worker_data.run(pipeline, early)
+        return pipeline.process(extra), worker_data.run(pipeline, late)
+
+    def fresh(**kwargs: Any) -> ScoringPipeline:
+        store = ModelStore(store_dir)
+        return ScoringPipeline(store, ModelCache(store, worker_data.CACHE_BYTES), **kwargs)
+
+    _, expected = scored(fresh(), [])
+    refused, got = scored(fresh(), [wrong_clock])
+    [letter] = [read_dead_letter(r.key, r.value, r.headers) for r in refused.records]
+    assert (letter.source.offset, letter.reason) == (wrong_clock.offset(), "future_timestamp")
+    assert letter.error_class == "worker.errors.FutureTimestampError"
+    assert "172800 s after its record's Kafka timestamp" in letter.message
+    assert refused.dlq_reasons == {(SENSOR, "future_timestamp"): 1}
+    # nothing of the entity is refused as stale later: the outputs are those of a clean run
+    assert got.stale == {} and produced(got) == produced(expected)
+    assert len(got.records) >= len(late)
+
+    # within the hour Kafka itself allows, the reading is scored
+    accepted, after = scored(fresh(), [stamped(early[-1], timedelta(minutes=30))])
+    assert [r.kind for r in accepted.records] == ["prediction"]
+    assert after.stale == {}
+    # with the check off too, and then it silences its entity for two days
+    accepted, after = scored(fresh(max_future_s=0), [wrong_clock])
+    assert [r.kind for r in accepted.records] == ["prediction"]
+    until_ms = early[-1].timestamp()[1] + 2 * 86_400_000
+    silenced = [r for r in late if r.key() == wrong_clock.key() and r.timestamp()[1] <= until_ms]
+    assert after.stale == {SENSOR: len(silenced)} and len(silenced) >= 47
+
+
+def test_a_record_without_a_timestamp_is_not_checked(
+    pipeline: ScoringPipeline, worker_data: Any
+) -> None:
+    record = stamped(worker_data.sensor_records()[0], timedelta(days=400))
+    untimed = replace(record, timestamp_ms=None)
+    assert untimed.timestamp() == (0, -1)
+    result = pipeline.process([untimed])
+    assert result.dlq_reasons == {} and [r.kind for r in result.records] == ["prediction"]
 
 
 def test_an_output_the_contracts_refuse_dead_letters_its_reading(
@@ -302,6 +359,10 @@ def test_build_pipeline_from_worker_settings(store_dir: Path, worker_data: Any) 
     assert {r.topic for r in result.records} >= {"predictions", "dlq.readings.demand"}
     with pytest.raises(UnknownStreamError, match="custom"):
         build_pipeline(WorkerSettings(model_store=store_dir, input_topics=["custom"]), cache)
+    ahead = stamped(worker_data.sensor_records()[0], timedelta(days=400))
+    for bound, reasons in ((3600.0, {(SENSOR, "future_timestamp"): 1}), (0.0, {})):
+        chosen = settings.model_copy(update={"max_future_s": bound})
+        assert build_pipeline(chosen, cache).process([ahead]).dlq_reasons == reasons
 
 
 def test_record_accessors_match_a_consumed_message() -> None:

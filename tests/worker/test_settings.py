@@ -28,3 +28,11 @@ def test_the_alias_check_keeps_its_former_name(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("WORKER_ALIAS_CHECK_S", "4")
     assert WorkerSettings().alias_check_s == 4.0  # the current name wins
     assert WorkerSettings(alias_check_s=7).alias_check_s == 7.0
+
+
+def test_the_bound_on_future_readings_is_never_negative(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert WorkerSettings().max_future_s == 3600.0
+    monkeypatch.setenv("WORKER_MAX_FUTURE_S", "0")
+    assert WorkerSettings().max_future_s == 0.0  # the check is off
+    with pytest.raises(ValidationError, match="max_future_s"):
+        WorkerSettings(max_future_s=-1)

@@ -34,6 +34,7 @@ from events import (
     codec_for,
     derive_id,
     read_dead_letter,
+    topics,
 )
 from events.dlq import SourceRecord, dead_letter
 from events.settings import KafkaSettings
@@ -540,6 +541,34 @@ def test_the_scoring_pipeline_on_the_broker_gives_the_reference_outputs(
     wait_until(lambda: sum(stream.produced(outputs).values()) >= total, f"{total} outputs")
     assert stream.produced(outputs) == expected  # every output, none twice
     assert worker.stop(signal.SIGTERM) == 0
+
+
+def test_a_reading_stamped_days_after_its_record_is_refused_and_its_entity_scores_on(
+    stream: Stream, store_dir: Path, worker_data: Any
+) -> None:
+    """The check reads the timestamp the broker stored with the record (CreateTime)."""
+    codec = codec_for(topics.READINGS_SENSOR)
+    now = datetime.now(UTC)
+    readings = [
+        SensorReading(entity_id="m-clock", kind="machine", ts=now + ahead,
+                      values={"temperature": 20.0, "vibration": 1.0})
+        for ahead in (timedelta(days=2), timedelta(minutes=-1))
+    ]  # fmt: skip
+    producer = Producer(stream.kafka.client_config())
+    for reading in readings:
+        producer.produce(stream.input, codec.encode(reading), codec.key(reading))
+    assert producer.flush(DEADLINE_S) == 0
+    wait_until(lambda: len(stream.read(stream.input)) == 2, "the readings")
+    store = ModelStore(store_dir)
+    pipeline = ScoringPipeline(
+        store,
+        ModelCache(store, worker_data.CACHE_BYTES),
+        streams=StreamTopics(sensor=(stream.input,), demand=()),
+    )
+    result = pipeline.process(stream.read(stream.input))
+    assert result.dlq_reasons == {(stream.input, "future_timestamp"): 1}
+    assert result.stale == {}  # the reading after it, a minute old, is not refused as stale
+    assert {r.kind for r in result.records} == {"dlq", "prediction"}
 
 
 def test_restart_warmed_on_assignment_gives_the_outputs_of_an_uninterrupted_run(

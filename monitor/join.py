@@ -10,6 +10,13 @@ A prediction is matched with the actual of the same entity, metric and time as i
   different clocks: a live sensor must not expire a demand forecast from last year.
 * the prediction may arrive after its actual (a lagging worker): actuals are buffered per
   entity for ``actual_buffer`` behind its watermark.
+* an entity may go quiet for good (a machine taken out of service): its watermark stops,
+  and its last forecasts would wait forever, holding back the committed offset of their
+  partition, so that every restart read again all that came after them. A prediction
+  still waiting ``idle_expiry`` of wall-clock time after both its arrival and its target
+  + ``lateness`` expires as ``idle``. Both bounds matter: a replay of last year's readings
+  has targets long past, yet its actuals come minutes after the predictions; a forecast
+  for next week waits for next week.
 
 Every match becomes a :class:`events.MonitorPair` (``error = predicted - actual``); an
 actual matches every prediction waiting for it (several models, several horizons).
@@ -18,8 +25,9 @@ overall; a prediction evicted by a cap is reported like an expired one, with its
 Prediction ids already matched or expired (remembered up to a bound) are skipped, so
 records read again after a restart are not paired twice.
 
-The join is pure: no Kafka, no clock. The service feeds it decoded records with where
-they were read, and asks it which offsets are safe to commit.
+The join is pure: no Kafka, no clock of its own. The service tells it the time of each
+batch (:meth:`Joiner.tick`), feeds it decoded records with where they were read, and asks
+it which offsets are safe to commit.
 """
 
 from __future__ import annotations
@@ -37,10 +45,12 @@ from monitor.offsets import OffsetLedger, TopicPartition
 from monitor.pending import MatchKey, PendingPredictions, Waiting
 from monitor.settings import MonitorSettings
 
-ExpiryReason = Literal["late", "entity_cap", "total_cap"]
+ExpiryReason = Literal["late", "idle", "entity_cap", "total_cap"]
 IGNORED_IMPUTATION: Final = "imputation"
 IGNORED_NO_METRIC: Final = "no_metric"
 IGNORED_OUT_OF_RANGE: Final = "error_out_of_range"
+# Waiting predictions are checked for idle expiry at most this often (wall clock).
+IDLE_SCAN_S: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class JoinPolicy:
 
     lateness_s: float = 3600.0
     actual_buffer_s: float = 900.0
+    idle_expiry_s: float = 3600.0  # 0: never
     max_pending_per_entity: int = 1_000
     max_pending_total: int = 200_000
     max_actuals_per_entity: int = 2_000
@@ -61,6 +72,7 @@ class JoinPolicy:
         return cls(
             lateness_s=settings.lateness_s,
             actual_buffer_s=settings.actual_buffer_s,
+            idle_expiry_s=settings.idle_expiry_s,
             max_pending_per_entity=settings.max_pending_per_entity,
             max_pending_total=settings.max_pending_total,
             max_actuals_per_entity=settings.max_actuals_per_entity,
@@ -96,6 +108,9 @@ class Joiner:
         self.policy = policy or JoinPolicy()
         self._lateness_us = seconds_to_micros(self.policy.lateness_s)
         self._buffer_us = seconds_to_micros(self.policy.actual_buffer_s)
+        self._idle_us = seconds_to_micros(self.policy.idle_expiry_s)
+        self._now_us = 0  # wall clock of the batch being fed (0 before the first tick)
+        self._next_scan_us = 0
         self._pending = PendingPredictions()
         self._actuals = ActualBuffer()
         self._ledger = OffsetLedger()
@@ -118,6 +133,20 @@ class Joiner:
         if prediction.kind == "risk":
             return prediction.metric or self.policy.risk_metric
         return prediction.metric
+
+    def tick(self, now_us: int) -> None:
+        """The wall-clock time (µs) of the batch about to be fed; expires idle predictions.
+
+        A scan of the waiting predictions runs at most every ``IDLE_SCAN_S``.
+        """
+        self._now_us = now_us
+        if self._idle_us <= 0 or now_us < self._next_scan_us:
+            return
+        self._next_scan_us = now_us + min(seconds_to_micros(IDLE_SCAN_S), self._idle_us)
+        for waiting in self._pending:
+            since = max(waiting.arrived_us, waiting.target_us + self._lateness_us)
+            if now_us - since >= self._idle_us:
+                self._evict(self._pending.remove(waiting.prediction.prediction_id), "idle")
 
     def remember(self, prediction_ids: Iterable[str]) -> None:
         """Mark predictions as already resolved (their pairs were read back at start)."""
@@ -144,7 +173,7 @@ class Joiner:
         if watermark is not None and watermark > target_us + self._lateness_us:
             self._expire(prediction, "late")
             return
-        self._pending.add(Waiting(prediction, metric, target_us, tp, offset))
+        self._pending.add(Waiting(prediction, metric, target_us, tp, offset, self._now_us))
         self._ledger.hold(tp, offset)
         self._enforce_pending_caps(entity)
 

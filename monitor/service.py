@@ -140,6 +140,7 @@ class MonitorService:
         started = time.perf_counter()
         now = self.clock()
         consumed: Counter[str] = Counter()
+        self.joiner.tick(micros(now))
         for message in messages:
             topic = self._feed(message, outbox)
             if topic:

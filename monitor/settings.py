@@ -97,6 +97,13 @@ class MonitorSettings(BaseSettings):
         description="Actuals kept per entity (event time behind its newest) for predictions "
         "that arrive after their actual (0: none kept).",
     )
+    idle_expiry_s: float = Field(
+        HOUR_S,
+        ge=0,
+        description="A prediction still unmatched this long (wall clock) after both its "
+        "arrival and its target + lateness expires as idle: an entity gone quiet would "
+        "otherwise hold it, and its partition's committed offset, forever (0: never).",
+    )
     max_pending_per_entity: int = Field(
         1_000, ge=1, description="Unmatched predictions kept per entity; the oldest is dropped."
     )

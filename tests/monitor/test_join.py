@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from monitor.clock import micros
 from monitor.join import Joiner, JoinPolicy
 
 P = ("predictions", 0)  # topic-partitions the records are read from
@@ -192,3 +193,50 @@ def test_forget_drops_state_of_revoked_partitions(build: SimpleNamespace) -> Non
     join.forget({("predictions", 1), ("actuals", 1)})
     assert join.pending == 1 and join.buffered == 0
     assert join.commit_offset(("predictions", 1), 9) == 9
+
+
+def test_a_quiet_entity_stops_holding_its_predictions_and_offsets(
+    build: SimpleNamespace,
+) -> None:
+    minute, hour = 60_000_000, 3_600_000_000
+    join = joiner(lateness_s=600, idle_expiry_s=3600)  # 10 minutes; an hour of wall clock
+    target = micros(build.at(30))
+    # A live forecast (target 30) read at minute 0 of the wall clock; a replayed one from
+    # long ago read at minute 60; a forecast for next week.
+    join.tick(target - 30 * minute)
+    join.add_prediction(build.prediction(30, entity="quiet"), P, 10)
+    join.tick(target + 30 * minute)
+    join.add_prediction(build.prediction(-600, entity="replayed"), P, 11)
+    join.add_prediction(build.prediction(7 * 24 * 60, entity="weekly"), P, 12)
+    # Not before an hour after target + lateness (minute 40 + 60)
+    join.tick(target + 10 * minute + hour - minute)
+    assert join.take().expired == [] and join.commit_offset(P, 13) == 10
+    join.tick(target + 10 * minute + hour)  # the next scan, a minute later
+    out = join.take()
+    assert [(e.prediction.entity_id, e.reason) for e in out.expired] == [("quiet", "idle")]
+    assert join.commit_offset(P, 13) == 11  # the offset is free to move on
+    # The replayed one waits an hour after its arrival; its actual may still come.
+    join.add_actual(build.observation(-600, entity="replayed"), A, 0)
+    assert [p.entity_id for p in join.take().pairs] == ["replayed"]
+    # Next week's forecast is not idle a day later.
+    join.tick(target + 24 * hour)
+    assert join.take().expired == [] and join.pending == 1
+
+
+def test_idle_expiry_scans_at_most_once_a_minute_and_can_be_off(
+    build: SimpleNamespace,
+) -> None:
+    second, hour = 1_000_000, 3_600_000_000
+    join = joiner(lateness_s=0, idle_expiry_s=3600)
+    start = micros(build.at(0))
+    join.tick(start)
+    join.add_prediction(build.prediction(0), P, 0)
+    join.tick(start + hour - 30 * second)  # a scan: not idle yet; the next one in a minute
+    join.tick(start + hour)  # idle now, but the scan is not due
+    assert join.take().expired == []
+    join.tick(start + hour + 30 * second)
+    assert [e.reason for e in join.take().expired] == ["idle"]
+    never = joiner(idle_expiry_s=0)
+    never.add_prediction(build.prediction(0), P, 0)
+    never.tick(start + 1000 * hour)
+    assert never.take().expired == [] and never.pending == 1

@@ -81,10 +81,12 @@ NOTES: Final = """\
   worker gives it the transaction timeout plus 5 s, then exits with status 1; restarted
   (systemd, Kubernetes, a compose restart policy), it aborts the open transaction and
   resumes with nothing lost or repeated. Without a supervisor it stays down.
-- A reading dated inside the contracts' range (2000 to 2100) but far ahead of its entity's
-  stream moves that entity's clock forward: its later, correctly dated readings are skipped
-  as stale (`driftline_worker_stale_records_total`) until time catches up. Readings are
-  not checked against the wall clock, since replays and generated data may be dated ahead.
+- A reading dated more than `WORKER_MAX_FUTURE_S` (an hour) after its record's Kafka
+  timestamp is dead-lettered (`future_timestamp`), since accepted it would move its
+  entity's clock forward and have its later readings skipped as stale. A producer that
+  stamps its records with the readings' own times defeats the check; so does turning it
+  off (`0`, as the demo does for its simulated clock). Readings are never checked against
+  the wall clock, so replays and warm-ups decide as the first pass did.
 - A promotion reaches a running worker in about half a second (the new version is loaded,
   verified and warmed off the hot path); the batches scored meanwhile carry the old
   version, as their outputs say.

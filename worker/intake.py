@@ -34,6 +34,7 @@ from worker.errors import (
     NoOffsetError,
     UnknownStreamError,
 )
+from worker.limits import DEFAULT_MAX_FUTURE_S
 from worker.routes import StreamTopics
 
 R = TypeVar("R", SensorReading, DemandReading)
@@ -42,9 +43,6 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 # librdkafka's TIMESTAMP_NOT_AVAILABLE: the record carries no time to check against.
 _NO_TIMESTAMP: Final = 0
-# Kafka's own bound on producer times ahead of the broker (log.message.timestamp.after.max.ms
-# defaults to an hour since Kafka 4.0).
-DEFAULT_MAX_FUTURE_S: Final = 3600.0
 
 
 def epoch_ns(ts: datetime) -> int:

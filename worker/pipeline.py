@@ -31,7 +31,8 @@ from models.store import ModelStore
 from worker.deadletters import DeadLetters
 from worker.demand import DemandStream
 from worker.emit import Emitter
-from worker.intake import DEFAULT_MAX_FUTURE_S, Intake
+from worker.intake import Intake
+from worker.limits import DEFAULT_MAX_ENTITIES, DEFAULT_MAX_FUTURE_S
 from worker.records import BatchResult
 from worker.routes import STREAMS, ModelRoutes, StreamKind, StreamTopics
 from worker.sensors import SensorStream
@@ -54,12 +55,13 @@ class ScoringPipeline:
         routes: ModelRoutes | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_future_s: float = DEFAULT_MAX_FUTURE_S,
+        max_entities: int = DEFAULT_MAX_ENTITIES,
     ) -> None:
         self.streams = streams or StreamTopics()
         self.serving = Serving(store, cache, routes or ModelRoutes(), clock)
         emitter = Emitter(self.streams)
-        self.sensor = SensorStream(self.serving, emitter)
-        self.demand = DemandStream(self.serving, emitter)
+        self.sensor = SensorStream(self.serving, emitter, max_entities)
+        self.demand = DemandStream(self.serving, emitter, max_entities)
         self._intake = Intake(self.streams, max_future_s)
 
     def process(self, messages: Sequence[KafkaMessage]) -> BatchResult:
@@ -132,4 +134,5 @@ def build_pipeline(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeli
         cache,
         streams=streams,
         max_future_s=settings.max_future_s,
+        max_entities=settings.max_entities,
     )

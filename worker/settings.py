@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from events import topics
 from events.settings import KafkaSettings
 from models.store import default_store
-from worker.intake import DEFAULT_MAX_FUTURE_S
+from worker.limits import DEFAULT_MAX_ENTITIES, DEFAULT_MAX_FUTURE_S
 from worker.routes import StreamKind
 
 if TYPE_CHECKING:
@@ -127,6 +127,15 @@ class WorkerSettings(BaseSettings):
             "Longest read-back (s) per assignment; then scoring starts, and partitions not "
             "read back by then start without history."
         ),
+    )
+
+    max_entities: int = Field(
+        DEFAULT_MAX_ENTITIES,
+        ge=1,
+        description="Entities whose recent readings each stream keeps in memory. Past it, "
+        "the least recently seen are dropped (counted in state_evicted_total) and start "
+        "again with an empty window if they come back: a producer sending ever new entity "
+        "ids cannot exhaust the worker's memory.",
     )
 
     # Models.

@@ -12,6 +12,12 @@ push, so a model gets exactly the windows ``models.features.frame_rows`` cuts fr
 history in training. A reading not newer than its entity's last one (a replay, an
 out-of-order record) changes nothing and is reported as not accepted.
 
+The number of entities is bounded (``max_entities``): a producer that sends ever new
+entity ids (a bug, a misconfigured key) must not grow the worker until it is killed for
+memory. Past the bound, the entities least recently pushed are dropped, a twentieth of the
+bound at a time so that the search for them is rare; a dropped entity that comes back
+starts with an empty window, like a new one. :meth:`StreamState.take_evicted` counts them.
+
 When ``length`` grows (a hot swap brings a spec with a longer window), each entity's buffer
 is lengthened on its next reading, keeping what it holds; its older readings are gone, so
 the runtime reads history back again (``forget`` then ``warm``) when ``history_needed``
@@ -20,6 +26,7 @@ grows, which restores windows as deep as the new spec needs.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +36,7 @@ import numpy as np
 
 from models.base import FloatArray
 from models.features import EntityWindow
+from worker.limits import DEFAULT_MAX_ENTITIES
 from worker.snapshot import Snapshot, SnapshotBuilder
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,7 @@ class _Entity:
     layout: Layout
     length: int
     where: Where
+    seen: int = 0  # the push (batch or warm-up chunk) that last accepted a reading
 
 
 @dataclass
@@ -67,12 +76,17 @@ class StreamState:
     """Ring buffers of every entity of one stream, keyed by entity id."""
 
     length: int
+    max_entities: int = DEFAULT_MAX_ENTITIES
     _entities: dict[str, _Entity] = field(default_factory=dict)
     _layouts: dict[tuple[tuple[str, ...], frozenset[str]], Layout] = field(default_factory=dict)
+    _pushes: int = 0
+    _evicted: int = 0
 
     def __post_init__(self) -> None:
         if self.length < 2:
             raise ValueError(f"state length must be at least 2 readings, got {self.length}")
+        if self.max_entities < 1:
+            raise ValueError(f"max_entities must be at least 1, got {self.max_entities}")
 
     def __len__(self) -> int:
         return len(self._entities)
@@ -95,11 +109,13 @@ class StreamState:
         """Push readings in order; the positions accepted and their windows."""
         accepted: list[int] = []
         builder = SnapshotBuilder(self.length)
+        self._pushes += 1
         for i, entity in enumerate(entities):
             entry = self._push(entity, values[i], stamps_ns[i], wheres[i])
             if entry is not None:
                 builder.add(entry.layout.names, entry.window.window())
                 accepted.append(i)
+        self._bound()
         return accepted, builder.build()
 
     def warm(
@@ -111,9 +127,16 @@ class StreamState:
     ) -> int:
         """Push history read back from Kafka (no windows taken); how many were new."""
         pushed = 0
+        self._pushes += 1
         for i, entity in enumerate(entities):
             pushed += self._push(entity, values[i], stamps_ns[i], wheres[i]) is not None
+        self._bound()
         return pushed
+
+    def take_evicted(self) -> int:
+        """Entities dropped for the bound since the last call."""
+        evicted, self._evicted = self._evicted, 0
+        return evicted
 
     def forget(self, partitions: Collection[Where]) -> int:
         """Drop every entity last seen on one of ``partitions``; how many were dropped."""
@@ -141,7 +164,26 @@ class StreamState:
             if entry.length < self.length or not entry.layout.known.issuperset(values):
                 self._regrow(entry, values)
             entry.where = where
-        return entry if entry.window.push(entry.layout.vector(values), ns) else None
+        if not entry.window.push(entry.layout.vector(values), ns):
+            return None
+        entry.seen = self._pushes
+        return entry
+
+    def _bound(self) -> None:
+        """Drop the least recently pushed entities once there are more than allowed."""
+        excess = len(self._entities) - self.max_entities
+        if excess <= 0:
+            return
+        count = excess + self.max_entities // 20
+        entries = self._entities.items()
+        for entity, _ in heapq.nsmallest(count, entries, key=lambda item: item[1].seen):
+            del self._entities[entity]
+        self._evicted += count
+        log.warning(
+            "more than %d entities in state: dropped the %d least recently seen",
+            self.max_entities,
+            count,
+        )
 
     def _create(self, values: Values, where: Where) -> _Entity:
         layout = self._layout((), frozenset(), values)

@@ -18,6 +18,7 @@ from events.readings import DemandReading, SensorReading
 from worker.deadletters import DeadLetters
 from worker.emit import Emitter, Outbox
 from worker.intake import Readings
+from worker.limits import DEFAULT_MAX_ENTITIES
 from worker.records import BatchResult
 from worker.routes import ModelRoutes, StreamKind
 from worker.scoring import Scorer
@@ -36,11 +37,13 @@ class Stream(ABC, Generic[R, P]):
 
     kind: ClassVar[StreamKind]
 
-    def __init__(self, serving: Serving, emitter: Emitter) -> None:
+    def __init__(
+        self, serving: Serving, emitter: Emitter, max_entities: int = DEFAULT_MAX_ENTITIES
+    ) -> None:
         self.serving = serving
         self.emitter = emitter
         self.routes: ModelRoutes = serving.routes
-        self.state = StreamState(serving.needed(self.kind))
+        self.state = StreamState(serving.needed(self.kind), max_entities)
 
     @abstractmethod
     def values(self, reading: R) -> Values:
@@ -62,6 +65,8 @@ class Stream(ABC, Generic[R, P]):
         self.state.require(self.serving.needed(self.kind))
         accepted, snapshot = self.state.push_batch(*self._columns(readings))
         self._count_stale(readings, accepted, result)
+        result.entities[self.kind] = len(self.state)
+        result.evicted[self.kind] = self.state.take_evicted()
         if not accepted:
             return
         batch = readings.take(accepted)

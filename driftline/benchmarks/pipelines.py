@@ -88,4 +88,5 @@ def scoring(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeline:
         cache,
         streams=streams,
         max_future_s=settings.max_future_s,
+        max_entities=settings.max_entities,
     )

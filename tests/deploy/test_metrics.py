@@ -48,6 +48,7 @@ LABELS = {
     "window",  # the monitor's rolling window: count or time
     "metric",  # the name of a quality metric (mae, f1, ...)
     "role",  # candidate or champion
+    "stream",  # an input stream of the worker: sensor or demand
 }
 # Synonyms that would split one dimension in two across services.
 SYNONYMS = {"model_name", "model_version", "topic_name", "ver", "name", "service", "type"}

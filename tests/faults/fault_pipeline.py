@@ -54,6 +54,7 @@ def build_pipeline(settings: Any, cache: Any) -> Any:
         cache,
         streams=topics_of(settings.input_topics),
         max_future_s=settings.max_future_s,
+        max_entities=settings.max_entities,
     )
     delay = float(os.environ.get("FAULT_BATCH_DELAY_S", "0"))
     return Paced(pipeline, delay) if delay > 0 else pipeline

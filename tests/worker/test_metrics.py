@@ -6,6 +6,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
 from worker import metrics
+from worker.records import BatchResult
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -45,3 +46,14 @@ def test_every_reading_of_a_batch_counts_in_the_latency() -> None:
     assert after[count] - before.get(count, 0.0) == 500
     fast = ("driftline_worker_end_to_end_latency_seconds_bucket", "0.025")
     assert after[fast] - before.get(fast, 0.0) == 499  # 20 ms each; the late one is 420 ms
+
+
+def test_a_batch_reports_the_entities_held_and_dropped() -> None:
+    evicted = metrics.STATE_EVICTED.labels("sensor-test")
+    before = evicted._value.get()
+    for held, dropped in ((7, 0), (5, 3)):
+        metrics.record_result(
+            BatchResult(entities={"sensor-test": held}, evicted={"sensor-test": dropped})
+        )
+    assert metrics.STATE_ENTITIES.labels("sensor-test")._value.get() == 5
+    assert evicted._value.get() - before == 3

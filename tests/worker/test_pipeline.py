@@ -179,6 +179,19 @@ def test_a_record_without_a_timestamp_is_not_checked(
     assert result.dlq_reasons == {} and [r.kind for r in result.records] == ["prediction"]
 
 
+def test_past_its_entity_bound_the_pipeline_still_scores_every_reading(
+    store_dir: Path, worker_data: Any
+) -> None:
+    store = ModelStore(store_dir)
+    bounded = ScoringPipeline(store, ModelCache(store, worker_data.CACHE_BYTES), max_entities=2)
+    records = worker_data.sensor_records()  # three machines, in time order
+    results = [bounded.process(records[i : i + 30]) for i in range(0, len(records), 30)]
+    assert {r.entities["sensor"] for r in results} == {2}
+    assert sum(r.evicted["sensor"] for r in results) > 0
+    predictions = [p for r in results for p in decoded(r.records, "predictions")]
+    assert len(predictions) == len(records)  # scored, from shorter windows
+
+
 def test_an_output_the_contracts_refuse_dead_letters_its_reading(
     pipeline: ScoringPipeline, worker_data: Any
 ) -> None:
@@ -363,6 +376,8 @@ def test_build_pipeline_from_worker_settings(store_dir: Path, worker_data: Any) 
     for bound, reasons in ((3600.0, {(SENSOR, "future_timestamp"): 1}), (0.0, {})):
         chosen = settings.model_copy(update={"max_future_s": bound})
         assert build_pipeline(chosen, cache).process([ahead]).dlq_reasons == reasons
+    one = build_pipeline(settings.model_copy(update={"max_entities": 1}), cache)
+    assert one.process(worker_data.sensor_records()[:6]).entities == {"sensor": 1}
 
 
 def test_record_accessors_match_a_consumed_message() -> None:

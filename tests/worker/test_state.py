@@ -211,3 +211,31 @@ def test_an_entity_tracks_a_bounded_number_of_metrics() -> None:
 def test_state_length_must_hold_a_window() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         StreamState(1)
+
+
+def test_past_the_bound_the_least_recently_seen_entities_are_dropped() -> None:
+    state = StreamState(3, max_entities=20)
+    old = [f"e{i}" for i in range(20)]
+    state.warm(old, [{"x": 1.0}] * 20, [ns(1)] * 20, [("t", 0)] * 20)
+    state.push_batch(old[:10], [{"x": 2.0}] * 10, [ns(2)] * 10, [("t", 0)] * 10)
+    assert len(state) == 20 and state.take_evicted() == 0
+    # one entity too many: one plus a twentieth of the bound go, the least recently seen
+    state.push_batch(["new"], [{"x": 1.0}], [ns(1)], [("t", 0)])
+    assert len(state) == 19 and state.take_evicted() == 2 and state.take_evicted() == 0
+    held = {e for e in [*old, "new"] if state.window(e) is not None}
+    assert held == {*old[:10], *old[12:], "new"}
+    # a dropped entity that comes back starts like a new one (its last time is forgotten)
+    accepted, _ = state.push_batch(["e10"], [{"x": 7.0}], [ns(1)], [("t", 0)])
+    window = state.window("e10")
+    assert accepted == [0] and window is not None
+    assert np.isnan(window[1][:-1, 0]).all() and window[1][-1, 0] == 7.0
+
+
+def test_the_bound_holds_even_when_one_batch_brings_more_entities() -> None:
+    state = StreamState(3, max_entities=4)
+    many = [f"e{i}" for i in range(10)]
+    accepted, snapshot = state.push_batch(many, [{"x": 1.0}] * 10, [ns(1)] * 10, [("t", 0)] * 10)
+    assert accepted == list(range(10)) and len(snapshot) == 10  # every reading is scored
+    assert len(state) == 4 and state.take_evicted() == 6
+    with pytest.raises(ValueError, match="max_entities"):
+        StreamState(3, max_entities=0)

@@ -1,0 +1,15 @@
+"""Defaults of the worker's bounds on what it accepts and what it keeps in memory.
+
+One place for the settings and the modules that enforce them (intake, state) to read.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# How far after its record's Kafka timestamp a reading may be stamped (WORKER_MAX_FUTURE_S):
+# Kafka's own bound on producer times ahead of the broker (log.message.timestamp.after.max.ms
+# defaults to an hour since Kafka 4.0).
+DEFAULT_MAX_FUTURE_S: Final = 3600.0
+# Entities of one stream held in state (WORKER_MAX_ENTITIES).
+DEFAULT_MAX_ENTITIES: Final = 200_000

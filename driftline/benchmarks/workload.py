@@ -5,6 +5,10 @@ train the champions (anomaly, maintenance, demand; the families' default paramet
 ``driftline train`` would fit them) into a model store; the later periods are the readings
 the worker scores, encoded once, in time order, keyed by entity. Every phase reads the same
 encoded readings from its own fresh topics, so each worker starts from empty state.
+
+Both frames end at ``END``, a fixed date in the past: the figures do not depend on the day
+the benchmark runs, and no reading is dated after the record that carries it (a worker
+dead-letters those, see ``WORKER_MAX_FUTURE_S``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ T = TypeVar("T")
 # Share of the readings that are product demand; the rest are machine telemetry (hourly
 # machines outnumber daily sales in any plant that runs both).
 DEMAND_SHARE: Final = 0.2
+END: Final = pd.Timestamp("2026-01-01", tz="UTC")  # the generated frames end before it
 CHAMPIONS: Final = ("anomaly", "maintenance", "demand")
 
 Encoded = list[tuple[bytes, bytes]]  # (key, value) in produce order
@@ -85,8 +90,13 @@ def generate(readings: int, sizes: Sizes) -> History:
     demand = math.ceil(readings * DEMAND_SHARE)
     hours = math.ceil((readings - demand) / sizes.machines)
     days = math.ceil(demand / sizes.products)
-    machines = generate_machines(sizes.machines, sizes.train_hours + hours, seed=sizes.seed)
-    products = generate_products(sizes.products, sizes.train_days + days, seed=sizes.seed)
+    hourly, daily = sizes.train_hours + hours, sizes.train_days + days
+    machines = generate_machines(
+        sizes.machines, hourly, seed=sizes.seed, start=_start(hourly, pd.Timedelta(hours=1))
+    )
+    products = generate_products(
+        sizes.products, daily, seed=sizes.seed, start=_start(daily, pd.Timedelta(days=1))
+    )
     machine_cut = machines[TS].sort_values().unique()[sizes.train_hours]
     product_cut = products[TS].sort_values().unique()[sizes.train_days]
     trained = machines[ENTITY].isin(sorted(machines[ENTITY].unique())[: sizes.train_machines])
@@ -98,6 +108,12 @@ def generate(readings: int, sizes: Sizes) -> History:
         ),
         products=_in_time_order(products[products[TS] >= product_cut], PRODUCT),
     )
+
+
+def _start(periods: int, step: pd.Timedelta) -> str:
+    """The first time of ``periods`` steps whose last one comes just before ``END``."""
+    first: pd.Timestamp = END - periods * step
+    return str(first.isoformat())
 
 
 def encode(history: History) -> Readings:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -36,6 +37,7 @@ from driftline.benchmarks.usage import Usage, parse
 from driftline.benchmarks.workers import WIRED_SETTINGS, Memory, WorkerSpec, process_memory
 from driftline.benchmarks.workload import (
     CHAMPIONS,
+    END,
     History,
     Readings,
     Sizes,
@@ -100,6 +102,9 @@ def test_the_workload_streams_after_the_training_history(
     assert len(head) == 100 and 15 <= len(head.demand) <= 25  # about a fifth is demand
     later = readings.part(100, 50)
     assert later.sensor[0] == readings.sensor[len(head.sensor)]
+    # dated before a fixed day in the past, whenever the benchmark runs
+    for frame in (history.machines, history.products):
+        assert frame["ts"].max() < END <= frame["ts"].max() + pd.Timedelta(days=1)
 
 
 def test_passthrough_emits_one_id_per_reading_and_dead_letters_the_rest(

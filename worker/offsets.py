@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final, Protocol
 
@@ -120,16 +121,18 @@ class ConsumerLike(Protocol):
 
 
 class Deliveries:
-    """The producer's delivery callback: collects the failures (successes are not reported)."""
+    """The producer's delivery callback: collects the failures (successes are not reported),
+    each with the topic its record was for."""
 
     def __init__(self) -> None:
-        self.failures: list[KafkaError] = []
+        self.failures: list[tuple[KafkaError, str]] = []
 
     def __call__(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:
-            self.failures.append(error)
+            topic = message.topic() if message is not None else None
+            self.failures.append((error, topic or "?"))
 
-    def take(self) -> list[KafkaError]:
+    def take(self) -> list[tuple[KafkaError, str]]:
         failures, self.failures = self.failures, []
         return failures
 
@@ -162,12 +165,15 @@ class Outputs:
         remaining = self.producer.flush(self.flush_timeout_s)
         metrics.ACK_WAIT_SECONDS.observe(time.monotonic() - started)
         failures = self.deliveries.take()
-        for error in failures:
+        for error, _ in failures:
             metrics.DELIVERY_FAILURES.labels(_error_name(error)).inc()
         if failures:
+            # "Unknown topic" alone does not say which topic is missing (a dlq.<input>?)
+            by_topic = Counter(topic for _, topic in failures).most_common()
+            where = ", ".join(f"{count} to {topic}" for topic, count in by_topic)
             raise DeliveryError(
-                f"{len(failures)} output(s) not acknowledged, first: {failures[0]}; "
-                "offsets of the batch were not stored"
+                f"{len(failures)} output(s) not acknowledged ({where}), first: "
+                f"{failures[0][0]}; offsets of the batch were not stored"
             )
         if remaining:
             raise DeliveryError(

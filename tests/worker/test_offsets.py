@@ -8,6 +8,7 @@ abort path rewinds the consumer to the committed offsets.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -94,7 +95,7 @@ class FakeProducer:
         batch, self.queued = self.queued[:count], self.queued[count:]
         for record in batch:
             if self.fail_next is not None:
-                self.deliveries(self.fail_next, None)
+                self.deliveries(self.fail_next, SimpleNamespace(topic=lambda t=record[0]: t))
             else:
                 self.delivered.append(record)
 
@@ -248,7 +249,7 @@ def test_a_failed_delivery_stores_nothing_and_raises(setup: Callable[..., Setup]
     before = failures._value.get()
     checkpoint.produce(records(2))
     checkpoint.commit(consumer, batch(("in", 0, 10)))
-    with pytest.raises(DeliveryError, match="2 output"):
+    with pytest.raises(DeliveryError, match=r"2 output\(s\) not acknowledged \(2 to out\)"):
         checkpoint.settle(consumer)
     assert consumer.stored == []
     assert failures._value.get() == before + 2

@@ -12,11 +12,14 @@ A prediction is matched with the actual of the same entity, metric and time as i
   entity for ``actual_buffer`` behind its watermark.
 * an entity may go quiet for good (a machine taken out of service): its watermark stops,
   and its last forecasts would wait forever, holding back the committed offset of their
-  partition, so that every restart read again all that came after them. A prediction
-  still waiting ``idle_expiry`` of wall-clock time after both its arrival and its target
-  + ``lateness`` expires as ``idle``. Both bounds matter: a replay of last year's readings
-  has targets long past, yet its actuals come minutes after the predictions; a forecast
-  for next week waits for next week.
+  partition, so that every restart read again all that came after them. So each
+  partition number has a *label clock*: the newest Kafka timestamp of the actuals and
+  readings read from it (co-partitioned with the predictions). A prediction still waiting
+  when that clock is ``idle_expiry`` past both its own Kafka timestamp and its target +
+  ``lateness`` expires as ``idle``. The clock only moves as labels are read: a broker
+  outage, or a catch-up that reads predictions ahead of readings, expires nothing; a
+  replay of last year's readings (targets long past) gives the labels ``idle_expiry`` of
+  stream time to come; a forecast for next week waits for next week.
 
 Every match becomes a :class:`events.MonitorPair` (``error = predicted - actual``); an
 actual matches every prediction waiting for it (several models, several horizons).
@@ -25,9 +28,8 @@ overall; a prediction evicted by a cap is reported like an expired one, with its
 Prediction ids already matched or expired (remembered up to a bound) are skipped, so
 records read again after a restart are not paired twice.
 
-The join is pure: no Kafka, no clock of its own. The service tells it the time of each
-batch (:meth:`Joiner.tick`), feeds it decoded records with where they were read, and asks
-it which offsets are safe to commit.
+The join is pure: no Kafka, no clock. The service feeds it decoded records with where they
+were read and their Kafka timestamps, and asks it which offsets are safe to commit.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ ExpiryReason = Literal["late", "idle", "entity_cap", "total_cap"]
 IGNORED_IMPUTATION: Final = "imputation"
 IGNORED_NO_METRIC: Final = "no_metric"
 IGNORED_OUT_OF_RANGE: Final = "error_out_of_range"
-# Waiting predictions are checked for idle expiry at most this often (wall clock).
+# Waiting predictions are checked for idle expiry at most this often (label clock).
 IDLE_SCAN_S: Final = 60.0
 
 
@@ -59,7 +61,7 @@ class JoinPolicy:
 
     lateness_s: float = 3600.0
     actual_buffer_s: float = 900.0
-    idle_expiry_s: float = 3600.0  # 0: never
+    idle_expiry_s: float = 86_400.0  # 0: never
     max_pending_per_entity: int = 1_000
     max_pending_total: int = 200_000
     max_actuals_per_entity: int = 2_000
@@ -109,7 +111,7 @@ class Joiner:
         self._lateness_us = seconds_to_micros(self.policy.lateness_s)
         self._buffer_us = seconds_to_micros(self.policy.actual_buffer_s)
         self._idle_us = seconds_to_micros(self.policy.idle_expiry_s)
-        self._now_us = 0  # wall clock of the batch being fed (0 before the first tick)
+        self._label_clocks: dict[int, int] = {}  # partition number -> newest label time (µs)
         self._next_scan_us = 0
         self._pending = PendingPredictions()
         self._actuals = ActualBuffer()
@@ -134,18 +136,19 @@ class Joiner:
             return prediction.metric or self.policy.risk_metric
         return prediction.metric
 
-    def tick(self, now_us: int) -> None:
-        """The wall-clock time (µs) of the batch about to be fed; expires idle predictions.
+    def expire_idle(self) -> None:
+        """Expire the predictions idle on their partition's label clock (see the module).
 
-        A scan of the waiting predictions runs at most every ``IDLE_SCAN_S``.
+        The waiting predictions are scanned at most every ``IDLE_SCAN_S`` of label time.
         """
-        self._now_us = now_us
-        if self._idle_us <= 0 or now_us < self._next_scan_us:
+        newest = max(self._label_clocks.values(), default=0)
+        if self._idle_us <= 0 or newest < self._next_scan_us:
             return
-        self._next_scan_us = now_us + min(seconds_to_micros(IDLE_SCAN_S), self._idle_us)
+        self._next_scan_us = newest + min(seconds_to_micros(IDLE_SCAN_S), self._idle_us)
         for waiting in self._pending:
+            clock = self._label_clocks.get(waiting.tp[1])
             since = max(waiting.arrived_us, waiting.target_us + self._lateness_us)
-            if now_us - since >= self._idle_us:
+            if clock is not None and clock - since >= self._idle_us:
                 self._evict(self._pending.remove(waiting.prediction.prediction_id), "idle")
 
     def remember(self, prediction_ids: Iterable[str]) -> None:
@@ -153,7 +156,10 @@ class Joiner:
         for prediction_id in prediction_ids:
             self._resolve(prediction_id)
 
-    def add_prediction(self, prediction: Prediction, tp: TopicPartition, offset: int) -> None:
+    def add_prediction(
+        self, prediction: Prediction, tp: TopicPartition, offset: int, kafka_us: int = 0
+    ) -> None:
+        """A prediction read at ``offset`` of ``tp``; ``kafka_us``: its record's timestamp."""
         metric = self.metric_of(prediction)
         if metric is None:
             kind = IGNORED_IMPUTATION if prediction.kind == "imputation" else IGNORED_NO_METRIC
@@ -173,11 +179,16 @@ class Joiner:
         if watermark is not None and watermark > target_us + self._lateness_us:
             self._expire(prediction, "late")
             return
-        self._pending.add(Waiting(prediction, metric, target_us, tp, offset, self._now_us))
+        self._pending.add(Waiting(prediction, metric, target_us, tp, offset, kafka_us))
         self._ledger.hold(tp, offset)
         self._enforce_pending_caps(entity)
 
-    def add_actual(self, observation: Observation, tp: TopicPartition, offset: int) -> None:
+    def add_actual(
+        self, observation: Observation, tp: TopicPartition, offset: int, kafka_us: int = 0
+    ) -> None:
+        """An actual read at ``offset`` of ``tp``; ``kafka_us`` moves the label clock."""
+        if kafka_us > self._label_clocks.get(tp[1], 0):
+            self._label_clocks[tp[1]] = kafka_us
         entity = observation.entity_id
         key = (observation.metric, observation.ts_us)
         for waiting in self._pending.take_matching(entity, key):
@@ -206,6 +217,8 @@ class Joiner:
                 self._pending.remove(waiting.prediction.prediction_id)
         self._out.dropped_actuals["revoked"] += self._actuals.remove_where(tps)
         self._ledger.forget(tps)
+        for _, partition in tps:  # read again later, from older records
+            self._label_clocks.pop(partition, None)
 
     def _advance(self, entity: str, watermark: int) -> None:
         self._watermarks[entity] = watermark

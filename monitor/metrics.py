@@ -43,7 +43,8 @@ DLQ_RECORDS = Counter(
 PAIRS = Counter(PREFIX + "pairs_total", "Predictions matched with their actual.", MODEL_LABELS)
 EXPIRED = Counter(
     PREFIX + "expired_predictions_total",
-    "Predictions that never found their actual (late: lateness passed; *_cap: evicted).",
+    "Predictions that never found their actual (late: lateness passed; idle: its entity went "
+    "quiet; *_cap: evicted).",
     [*MODEL_LABELS, "reason"],
 )
 DUPLICATES = Counter(

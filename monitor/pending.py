@@ -23,7 +23,7 @@ class Waiting:
     target_us: int
     tp: TopicPartition
     offset: int
-    arrived_us: int = 0  # wall-clock time it was read (0: unknown)
+    arrived_us: int = 0  # its record's Kafka timestamp (0: unknown)
 
 
 class PendingPredictions:

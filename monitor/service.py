@@ -23,7 +23,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from events import (
     Actual,
@@ -140,11 +147,11 @@ class MonitorService:
         started = time.perf_counter()
         now = self.clock()
         consumed: Counter[str] = Counter()
-        self.joiner.tick(micros(now))
         for message in messages:
             topic = self._feed(message, outbox)
             if topic:
                 consumed[topic] += 1
+        self.joiner.expire_idle()
         out = self.joiner.take()
         outbox.pairs(out.pairs)
         for pair in out.pairs:
@@ -157,7 +164,7 @@ class MonitorService:
         for topic, count in consumed.items():
             metrics.RECORDS_CONSUMED.labels(topic).inc(count)
         self._report_refused()
-        if messages or produced:
+        if messages or produced or out.expired:
             outbox.flush()
             self._commit()
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -184,27 +191,30 @@ class MonitorService:
                 outbox.dead_letter(message, exc)
                 metrics.DLQ_RECORDS.labels(topic, exc.reason).inc()
             return topic
-        self._dispatch(record, tp, offset)
+        kind, kafka_ms = message.timestamp()
+        kafka_us = kafka_ms * 1000 if kind != TIMESTAMP_NOT_AVAILABLE else 0
+        self._dispatch(record, tp, offset, kafka_us)
         return topic
 
-    def _dispatch(self, record: Any, tp: Tp, offset: int) -> None:
+    def _dispatch(self, record: Any, tp: Tp, offset: int, kafka_us: int = 0) -> None:
         joiner = self.joiner
         if isinstance(record, Prediction):
             shadow = tp[0] == self.settings.shadow_topic
             version_key = (record.model, record.key, record.version)
             self.evaluator.note_source(version_key, shadow, record.made_at)
-            joiner.add_prediction(record, tp, offset)
+            joiner.add_prediction(record, tp, offset, kafka_us)
         elif isinstance(record, Actual):
-            joiner.add_actual(from_actual(record, micros(record.ts)), tp, offset)
+            joiner.add_actual(from_actual(record, micros(record.ts)), tp, offset, kafka_us)
         elif isinstance(record, DemandReading):
             # Readings are buffered whether or not a forecast of the entity was seen yet: a
             # worker catching up on a burst forecasts readings after the monitor read their
             # actuals. The buffer is bounded in event time and by the actual caps.
             metric = self.settings.demand_metric
-            joiner.add_actual(from_demand(record, micros(record.ts), metric), tp, offset)
+            observation = from_demand(record, micros(record.ts), metric)
+            joiner.add_actual(observation, tp, offset, kafka_us)
         elif isinstance(record, SensorReading):
             for observation in from_sensor(record, micros(record.ts)):
-                joiner.add_actual(observation, tp, offset)
+                joiner.add_actual(observation, tp, offset, kafka_us)
 
     def _report_refused(self) -> None:
         for (topic, reason), count in self._refused.items():

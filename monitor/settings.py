@@ -98,10 +98,12 @@ class MonitorSettings(BaseSettings):
         "that arrive after their actual (0: none kept).",
     )
     idle_expiry_s: float = Field(
-        HOUR_S,
+        DAY_S,
         ge=0,
-        description="A prediction still unmatched this long (wall clock) after both its "
-        "arrival and its target + lateness expires as idle: an entity gone quiet would "
+        allow_inf_nan=False,
+        description="A prediction still unmatched when the labels read from its partition "
+        "number (actuals, readings; by Kafka timestamp) are this far past both its own "
+        "timestamp and its target + lateness expires as idle: an entity gone quiet would "
         "otherwise hold it, and its partition's committed offset, forever (0: never).",
     )
     max_pending_per_entity: int = Field(

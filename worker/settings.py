@@ -74,6 +74,7 @@ class WorkerSettings(BaseSettings):
     max_future_s: float = Field(
         DEFAULT_MAX_FUTURE_S,
         ge=0,
+        allow_inf_nan=False,
         description="A reading stamped more than this (s) after its record's Kafka timestamp "
         "goes to the DLQ (reason future_timestamp): state only moves forward, so a device "
         "clock running ahead would stop its entity's scoring until that time. 0 accepts any "

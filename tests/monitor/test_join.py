@@ -199,44 +199,51 @@ def test_a_quiet_entity_stops_holding_its_predictions_and_offsets(
     build: SimpleNamespace,
 ) -> None:
     minute, hour = 60_000_000, 3_600_000_000
-    join = joiner(lateness_s=600, idle_expiry_s=3600)  # 10 minutes; an hour of wall clock
+    join = joiner(lateness_s=600, idle_expiry_s=3600)  # 10 minutes; an hour of label time
     target = micros(build.at(30))
-    # A live forecast (target 30) read at minute 0 of the wall clock; a replayed one from
-    # long ago read at minute 60; a forecast for next week.
-    join.tick(target - 30 * minute)
-    join.add_prediction(build.prediction(30, entity="quiet"), P, 10)
-    join.tick(target + 30 * minute)
-    join.add_prediction(build.prediction(-600, entity="replayed"), P, 11)
-    join.add_prediction(build.prediction(7 * 24 * 60, entity="weekly"), P, 12)
-    # Not before an hour after target + lateness (minute 40 + 60)
-    join.tick(target + 10 * minute + hour - minute)
+    # Kafka times: a live forecast (target 30) produced at minute 0; a replayed one from
+    # long ago produced at minute 60; a forecast for next week; the label clock follows
+    # the readings of a busy machine on the same partition number.
+    join.add_prediction(build.prediction(30, entity="quiet"), P, 10, target - 30 * minute)
+    join.add_prediction(build.prediction(-600, entity="replayed"), P, 11, target + 30 * minute)
+    join.add_prediction(build.prediction(7 * 24 * 60, entity="weekly"), P, 12, target)
+
+    def labels_until(kafka_us: int) -> None:
+        join.add_actual(build.observation(0, entity="busy"), A, 0, kafka_us)
+        join.expire_idle()
+
+    labels_until(target + 10 * minute + hour - minute)  # not before target + lateness + 1 h
     assert join.take().expired == [] and join.commit_offset(P, 13) == 10
-    join.tick(target + 10 * minute + hour)  # the next scan, a minute later
+    labels_until(target + 10 * minute + hour)  # the next scan, a minute of label time later
     out = join.take()
     assert [(e.prediction.entity_id, e.reason) for e in out.expired] == [("quiet", "idle")]
     assert join.commit_offset(P, 13) == 11  # the offset is free to move on
-    # The replayed one waits an hour after its arrival; its actual may still come.
-    join.add_actual(build.observation(-600, entity="replayed"), A, 0)
+    # The replayed one waits an hour of label time after its own; its actual may come.
+    join.add_actual(build.observation(-600, entity="replayed"), A, 1, target + 80 * minute)
     assert [p.entity_id for p in join.take().pairs] == ["replayed"]
     # Next week's forecast is not idle a day later.
-    join.tick(target + 24 * hour)
+    labels_until(target + 24 * hour)
     assert join.take().expired == [] and join.pending == 1
 
 
-def test_idle_expiry_scans_at_most_once_a_minute_and_can_be_off(
-    build: SimpleNamespace,
-) -> None:
-    second, hour = 1_000_000, 3_600_000_000
+def test_only_labels_read_move_the_clock_of_their_partition(build: SimpleNamespace) -> None:
+    hour = 3_600_000_000
     join = joiner(lateness_s=0, idle_expiry_s=3600)
     start = micros(build.at(0))
-    join.tick(start)
-    join.add_prediction(build.prediction(0), P, 0)
-    join.tick(start + hour - 30 * second)  # a scan: not idle yet; the next one in a minute
-    join.tick(start + hour)  # idle now, but the scan is not due
-    assert join.take().expired == []
-    join.tick(start + hour + 30 * second)
-    assert [e.reason for e in join.take().expired] == ["idle"]
+    join.add_prediction(build.prediction(0, entity="a"), P, 0, start)
+    join.add_prediction(build.prediction(0, entity="b"), ("predictions", 1), 0, start)
+    # predictions read far ahead (a catch-up) and labels of another partition number
+    join.add_prediction(build.prediction(0, entity="c"), P, 1, start + 5 * hour)
+    join.add_actual(build.observation(0, entity="z"), ("actuals", 1), 0, start + 2 * hour)
+    join.expire_idle()
+    assert [e.prediction.entity_id for e in join.take().expired] == ["b"]
+    # a revoked partition's clock goes with it: its records are read again, older
+    join.forget({("actuals", 1), ("predictions", 1)})
+    join.add_prediction(build.prediction(0, entity="d"), ("predictions", 1), 0, start)
+    join.expire_idle()
+    assert join.take().expired == [] and join.pending == 3
     never = joiner(idle_expiry_s=0)
-    never.add_prediction(build.prediction(0), P, 0)
-    never.tick(start + 1000 * hour)
+    never.add_prediction(build.prediction(0), P, 0, start)
+    never.add_actual(build.observation(0, entity="z"), A, 0, start + 1000 * hour)
+    never.expire_idle()
     assert never.take().expired == [] and never.pending == 1

@@ -70,11 +70,9 @@ def monitor_settings(unique_topic: Callable[..., str], tmp_path: Path) -> Monito
 
 
 @contextmanager
-def running(
-    settings: MonitorSettings, kafka: KafkaSettings, clock: Callable[[], datetime] | None = None
-) -> Iterator[MonitorService]:
+def running(settings: MonitorSettings, kafka: KafkaSettings) -> Iterator[MonitorService]:
     """A monitor in a thread, yielded once ready; stopped (and its error raised) on exit."""
-    service = MonitorService(settings, kafka, baselines, **({"clock": clock} if clock else {}))
+    service = MonitorService(settings, kafka, baselines)
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -244,21 +242,28 @@ def test_a_quiet_entity_stops_pinning_the_committed_offset(
     kafka_settings: KafkaSettings, monitor_settings: MonitorSettings, build: SimpleNamespace
 ) -> None:
     s = monitor_settings.model_copy(update={"idle_expiry_s": 600.0})
-    wall = [datetime.now(UTC)]
     committed = Consumer(kafka_settings.client_config() | {"group.id": s.group_id})
+    codec = codec_for(topics.READINGS_SENSOR)
 
     def offsets() -> dict[int, int]:
         asked = [TopicPartition(s.predictions_topic, p) for p in range(PARTITIONS)]
         return {tp.partition: tp.offset for tp in committed.committed(asked, timeout=10)}
 
-    def reading(entity: str, n: int) -> SensorReading:
-        return SensorReading(entity_id=entity, kind="machine", ts=build.at(n),
-                             values={"temperature": 10.0})  # fmt: skip
+    def busy_reading(n: int, later: timedelta) -> None:
+        """A reading of the busy machine, its Kafka timestamp ``later`` than now."""
+        reading = SensorReading(entity_id="busy", kind="machine", ts=build.at(n),
+                                values={"temperature": 10.0})  # fmt: skip
+        producer = Producer(kafka_settings.producer_config())
+        stamp_ms = int((datetime.now(UTC) + later).timestamp() * 1000)
+        # the partition number of the quiet machine's forecast: its label clock moves
+        producer.produce(s.sensor_topic, codec.encode(reading), b"busy", partition=partition,
+                         timestamp=stamp_ms)  # fmt: skip
+        assert producer.flush(30) == 0
 
     pairs = Tail(kafka_settings, s.pairs_topic, topics.MONITOR_PAIRS)
     placed = Tail(kafka_settings, s.predictions_topic)
     try:
-        with running(s, kafka_settings, clock=lambda: wall[0]) as service:
+        with running(s, kafka_settings) as service:
             # The quiet machine sends no reading after its forecast; the busy one does.
             forecasts = [build.prediction(1, entity=e) for e in ("quiet", "busy")]
             produce(kafka_settings, s.predictions_topic, forecasts)
@@ -266,12 +271,11 @@ def test_a_quiet_entity_stops_pinning_the_committed_offset(
             where = {m.key(): (m.partition(), m.offset()) for m in placed.raw}
             partition, offset = where[b"quiet"]
             end = sum(p == partition for p, _ in where.values())
-            produce(kafka_settings, s.sensor_topic, [reading("busy", 1)])
+            busy_reading(1, timedelta(0))
             pairs.until(1)
             wait_until(lambda: offsets()[partition] == offset, "a commit held at the quiet one")
             assert service.joiner.pending == 1
-            wall[0] += timedelta(hours=1)  # past target + lateness and arrival, + 10 minutes
-            produce(kafka_settings, s.sensor_topic, [reading("busy", 2)])
+            busy_reading(2, timedelta(minutes=11))  # the label clock passes the bound
             wait_until(lambda: offsets()[partition] == end, "the commit past the quiet one")
             assert service.joiner.pending == 0
         [state] = service.evaluator.states()

@@ -50,11 +50,13 @@ STALE_RECORDS = Counter(
     ["topic"],
 )
 STATE_ENTITIES = Gauge(
-    PREFIX + "state_entities", "Entities whose recent readings are held, by stream.", ["stream"]
+    PREFIX + "state_entities",
+    "Entities whose recent readings are held, by stream (read at each scrape).",
+    ["stream"],
 )
 STATE_EVICTED = Counter(
     PREFIX + "state_evicted_total",
-    "Entities dropped from state at WORKER_MAX_ENTITIES (least recently seen first).",
+    "Entities dropped from state at WORKER_MAX_ENTITIES (the oldest latest readings first).",
     ["stream"],
 )
 BATCH_SIZE = Histogram(
@@ -138,10 +140,6 @@ def record_result(result: BatchResult) -> None:
         DLQ_RECORDS.labels(topic, reason).inc(count)
     for topic, count in result.stale.items():
         STALE_RECORDS.labels(topic).inc(count)
-    for stream, count in result.entities.items():
-        STATE_ENTITIES.labels(stream).set(count)
-    for stream, count in result.evicted.items():
-        STATE_EVICTED.labels(stream).inc(count)
     for model, seconds in result.model_seconds.items():
         SCORING_SECONDS.labels(model).observe(seconds)
     record_versions(result.versions)

@@ -39,8 +39,7 @@ class BatchResult:
     (model, key) to the version that scored the batch (0: only a fallback did);
     ``stale`` counts readings per source topic that were skipped because they were not
     newer than their entity's last reading (a replay or an out-of-order record: no new
-    output). ``entities`` holds, per stream, the entities in state after the batch, and
-    ``evicted`` how many were dropped for the state's bound since the last batch.
+    output).
     """
 
     records: list[OutRecord] = field(default_factory=list)
@@ -48,8 +47,6 @@ class BatchResult:
     dlq_reasons: dict[tuple[str, str], int] = field(default_factory=dict)
     versions: dict[tuple[str, str | None], int] = field(default_factory=dict)
     stale: dict[str, int] = field(default_factory=dict)
-    entities: dict[str, int] = field(default_factory=dict)
-    evicted: dict[str, int] = field(default_factory=dict)
 
 
 class Pipeline(Protocol):

@@ -134,7 +134,7 @@ class WorkerSettings(BaseSettings):
         DEFAULT_MAX_ENTITIES,
         ge=1,
         description="Entities whose recent readings each stream keeps in memory. Past it, "
-        "the least recently seen are dropped (counted in state_evicted_total) and start "
+        "those whose latest reading is oldest are dropped (state_evicted_total) and start "
         "again with an empty window if they come back: a producer sending ever new entity "
         "ids cannot exhaust the worker's memory.",
     )

@@ -14,9 +14,12 @@ out-of-order record) changes nothing and is reported as not accepted.
 
 The number of entities is bounded (``max_entities``): a producer that sends ever new
 entity ids (a bug, a misconfigured key) must not grow the worker until it is killed for
-memory. Past the bound, the entities least recently pushed are dropped, a twentieth of the
-bound at a time so that the search for them is rare; a dropped entity that comes back
-starts with an empty window, like a new one. :meth:`StreamState.take_evicted` counts them.
+memory. Past the bound, the entities whose latest reading is oldest are dropped, a
+twentieth of the bound at a time so that the search for them (one partial sort of every
+entity's last time) is rare. Ranking by the readings' own times, not by when they were
+processed, keeps the same entities whatever the batches or the warm-up chunks were. A
+dropped entity that comes back starts with an empty window, like a new one; ``on_evict``
+is told how many went.
 
 When ``length`` grows (a hot swap brings a spec with a longer window), each entity's buffer
 is lengthened on its next reading, keeping what it holds; its older readings are gone, so
@@ -26,9 +29,8 @@ grows, which restores windows as deep as the new spec needs.
 
 from __future__ import annotations
 
-import heapq
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -68,7 +70,6 @@ class _Entity:
     layout: Layout
     length: int
     where: Where
-    seen: int = 0  # the push (batch or warm-up chunk) that last accepted a reading
 
 
 @dataclass
@@ -79,8 +80,7 @@ class StreamState:
     max_entities: int = DEFAULT_MAX_ENTITIES
     _entities: dict[str, _Entity] = field(default_factory=dict)
     _layouts: dict[tuple[tuple[str, ...], frozenset[str]], Layout] = field(default_factory=dict)
-    _pushes: int = 0
-    _evicted: int = 0
+    on_evict: Callable[[int], None] | None = None  # told how many entities were dropped
 
     def __post_init__(self) -> None:
         if self.length < 2:
@@ -109,7 +109,6 @@ class StreamState:
         """Push readings in order; the positions accepted and their windows."""
         accepted: list[int] = []
         builder = SnapshotBuilder(self.length)
-        self._pushes += 1
         for i, entity in enumerate(entities):
             entry = self._push(entity, values[i], stamps_ns[i], wheres[i])
             if entry is not None:
@@ -127,16 +126,10 @@ class StreamState:
     ) -> int:
         """Push history read back from Kafka (no windows taken); how many were new."""
         pushed = 0
-        self._pushes += 1
         for i, entity in enumerate(entities):
             pushed += self._push(entity, values[i], stamps_ns[i], wheres[i]) is not None
         self._bound()
         return pushed
-
-    def take_evicted(self) -> int:
-        """Entities dropped for the bound since the last call."""
-        evicted, self._evicted = self._evicted, 0
-        return evicted
 
     def forget(self, partitions: Collection[Where]) -> int:
         """Drop every entity last seen on one of ``partitions``; how many were dropped."""
@@ -164,23 +157,26 @@ class StreamState:
             if entry.length < self.length or not entry.layout.known.issuperset(values):
                 self._regrow(entry, values)
             entry.where = where
-        if not entry.window.push(entry.layout.vector(values), ns):
-            return None
-        entry.seen = self._pushes
-        return entry
+        return entry if entry.window.push(entry.layout.vector(values), ns) else None
 
     def _bound(self) -> None:
-        """Drop the least recently pushed entities once there are more than allowed."""
+        """Drop the entities with the oldest latest readings once there are too many."""
         excess = len(self._entities) - self.max_entities
         if excess <= 0:
             return
         count = excess + self.max_entities // 20
-        entries = self._entities.items()
-        for entity, _ in heapq.nsmallest(count, entries, key=lambda item: item[1].seen):
-            del self._entities[entity]
-        self._evicted += count
+        names = list(self._entities)
+        latest = np.fromiter(
+            (entry.window.last_ns or 0 for entry in self._entities.values()),
+            dtype=np.int64,
+            count=len(names),
+        )
+        for index in np.argpartition(latest, count - 1)[:count].tolist():
+            del self._entities[names[index]]
+        if self.on_evict is not None:
+            self.on_evict(count)
         log.warning(
-            "more than %d entities in state: dropped the %d least recently seen",
+            "more than %d entities in state: dropped the %d with the oldest readings",
             self.max_entities,
             count,
         )

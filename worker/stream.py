@@ -15,6 +15,7 @@ from typing import ClassVar, Generic, TypeVar
 
 from events.dlq import PROCESSING_REASON
 from events.readings import DemandReading, SensorReading
+from worker import metrics
 from worker.deadletters import DeadLetters
 from worker.emit import Emitter, Outbox
 from worker.intake import Readings
@@ -43,7 +44,10 @@ class Stream(ABC, Generic[R, P]):
         self.serving = serving
         self.emitter = emitter
         self.routes: ModelRoutes = serving.routes
-        self.state = StreamState(serving.needed(self.kind), max_entities)
+        evicted = metrics.STATE_EVICTED.labels(self.kind)
+        self.state = StreamState(serving.needed(self.kind), max_entities, on_evict=evicted.inc)
+        # read at each scrape: right after a revoke too, or with no batch of this stream
+        metrics.STATE_ENTITIES.labels(self.kind).set_function(self.state.__len__)
 
     @abstractmethod
     def values(self, reading: R) -> Values:
@@ -65,8 +69,6 @@ class Stream(ABC, Generic[R, P]):
         self.state.require(self.serving.needed(self.kind))
         accepted, snapshot = self.state.push_batch(*self._columns(readings))
         self._count_stale(readings, accepted, result)
-        result.entities[self.kind] = len(self.state)
-        result.evicted[self.kind] = self.state.take_evicted()
         if not accepted:
             return
         batch = readings.take(accepted)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
+from models.cache import ModelCache
+from models.store import ModelStore
 from worker import metrics
-from worker.records import BatchResult
+from worker.pipeline import ScoringPipeline
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -48,12 +53,19 @@ def test_every_reading_of_a_batch_counts_in_the_latency() -> None:
     assert after[fast] - before.get(fast, 0.0) == 499  # 20 ms each; the late one is 420 ms
 
 
-def test_a_batch_reports_the_entities_held_and_dropped() -> None:
-    evicted = metrics.STATE_EVICTED.labels("sensor-test")
+def test_the_entities_held_and_dropped_are_read_from_the_state(
+    store_dir: Path, worker_data: Any
+) -> None:
+    store = ModelStore(store_dir)
+    pipeline = ScoringPipeline(store, ModelCache(store, worker_data.CACHE_BYTES), max_entities=2)
+    evicted = metrics.STATE_EVICTED.labels("sensor")
     before = evicted._value.get()
-    for held, dropped in ((7, 0), (5, 3)):
-        metrics.record_result(
-            BatchResult(entities={"sensor-test": held}, evicted={"sensor-test": dropped})
-        )
-    assert metrics.STATE_ENTITIES.labels("sensor-test")._value.get() == 5
-    assert evicted._value.get() - before == 3
+
+    def held() -> float:
+        [family] = metrics.STATE_ENTITIES.collect()
+        return next(s.value for s in family.samples if s.labels == {"stream": "sensor"})
+
+    pipeline.process(worker_data.sensor_records()[:9])  # three machines
+    assert held() == 2 and evicted._value.get() - before == 1
+    pipeline.forget([("readings.sensor", p) for p in range(8)])
+    assert held() == 0  # no batch needed: the gauge reads the state at each scrape

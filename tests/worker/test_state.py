@@ -213,29 +213,35 @@ def test_state_length_must_hold_a_window() -> None:
         StreamState(1)
 
 
-def test_past_the_bound_the_least_recently_seen_entities_are_dropped() -> None:
-    state = StreamState(3, max_entities=20)
+def test_past_the_bound_the_entities_with_the_oldest_readings_are_dropped() -> None:
+    dropped: list[int] = []
+    state = StreamState(3, max_entities=20, on_evict=dropped.append)
     old = [f"e{i}" for i in range(20)]
-    state.warm(old, [{"x": 1.0}] * 20, [ns(1)] * 20, [("t", 0)] * 20)
-    state.push_batch(old[:10], [{"x": 2.0}] * 10, [ns(2)] * 10, [("t", 0)] * 10)
-    assert len(state) == 20 and state.take_evicted() == 0
-    # one entity too many: one plus a twentieth of the bound go, the least recently seen
-    state.push_batch(["new"], [{"x": 1.0}], [ns(1)], [("t", 0)])
-    assert len(state) == 19 and state.take_evicted() == 2 and state.take_evicted() == 0
+    # e10..e19 last read at hour 1, e0..e9 at hour 2: whichever push brought them
+    state.push_batch(old[:10], [{"x": 1.0}] * 10, [ns(1)] * 10, [("t", 0)] * 10)
+    state.warm(old[10:], [{"x": 1.0}] * 10, [ns(1)] * 10, [("t", 0)] * 10)
+    state.warm(old[:10], [{"x": 2.0}] * 10, [ns(2)] * 10, [("t", 0)] * 10)
+    assert len(state) == 20 and dropped == []
+    # one entity too many: one plus a twentieth of the bound go, the oldest readings first
+    state.push_batch(["new"], [{"x": 1.0}], [ns(3)], [("t", 0)])
+    assert len(state) == 19 and dropped == [2]
     held = {e for e in [*old, "new"] if state.window(e) is not None}
-    assert held == {*old[:10], *old[12:], "new"}
+    assert len(held & set(old[10:])) == 8 and set(old[:10]) | {"new"} <= held
     # a dropped entity that comes back starts like a new one (its last time is forgotten)
-    accepted, _ = state.push_batch(["e10"], [{"x": 7.0}], [ns(1)], [("t", 0)])
-    window = state.window("e10")
+    [gone, *_] = sorted(set(old) - held)
+    accepted, _ = state.push_batch([gone], [{"x": 7.0}], [ns(1)], [("t", 0)])
+    window = state.window(gone)
     assert accepted == [0] and window is not None
     assert np.isnan(window[1][:-1, 0]).all() and window[1][-1, 0] == 7.0
 
 
 def test_the_bound_holds_even_when_one_batch_brings_more_entities() -> None:
-    state = StreamState(3, max_entities=4)
+    dropped: list[int] = []
+    state = StreamState(3, max_entities=4, on_evict=dropped.append)
     many = [f"e{i}" for i in range(10)]
-    accepted, snapshot = state.push_batch(many, [{"x": 1.0}] * 10, [ns(1)] * 10, [("t", 0)] * 10)
+    stamps = [ns(i) for i in range(10)]
+    accepted, snapshot = state.push_batch(many, [{"x": 1.0}] * 10, stamps, [("t", 0)] * 10)
     assert accepted == list(range(10)) and len(snapshot) == 10  # every reading is scored
-    assert len(state) == 4 and state.take_evicted() == 6
+    assert dropped == [6] and {e for e in many if state.window(e)} == set(many[6:])
     with pytest.raises(ValueError, match="max_entities"):
         StreamState(3, max_entities=0)

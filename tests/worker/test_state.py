@@ -217,10 +217,10 @@ def test_past_the_bound_the_entities_with_the_oldest_readings_are_dropped() -> N
     dropped: list[int] = []
     state = StreamState(3, max_entities=20, on_evict=dropped.append)
     old = [f"e{i}" for i in range(20)]
-    # e10..e19 last read at hour 1, e0..e9 at hour 2: whichever push brought them
-    state.push_batch(old[:10], [{"x": 1.0}] * 10, [ns(1)] * 10, [("t", 0)] * 10)
+    # e0..e9 scored live at hour 2; e10..e19 warmed afterwards from history of hour 1:
+    # pushed later, but their readings are older
+    state.push_batch(old[:10], [{"x": 2.0}] * 10, [ns(2)] * 10, [("t", 0)] * 10)
     state.warm(old[10:], [{"x": 1.0}] * 10, [ns(1)] * 10, [("t", 0)] * 10)
-    state.warm(old[:10], [{"x": 2.0}] * 10, [ns(2)] * 10, [("t", 0)] * 10)
     assert len(state) == 20 and dropped == []
     # one entity too many: one plus a twentieth of the bound go, the oldest readings first
     state.push_batch(["new"], [{"x": 1.0}], [ns(3)], [("t", 0)])
@@ -239,9 +239,9 @@ def test_the_bound_holds_even_when_one_batch_brings_more_entities() -> None:
     dropped: list[int] = []
     state = StreamState(3, max_entities=4, on_evict=dropped.append)
     many = [f"e{i}" for i in range(10)]
-    stamps = [ns(i) for i in range(10)]
+    stamps = [ns(10 - i) for i in range(10)]  # the later in the batch, the older
     accepted, snapshot = state.push_batch(many, [{"x": 1.0}] * 10, stamps, [("t", 0)] * 10)
     assert accepted == list(range(10)) and len(snapshot) == 10  # every reading is scored
-    assert dropped == [6] and {e for e in many if state.window(e)} == set(many[6:])
+    assert dropped == [6] and {e for e in many if state.window(e)} == set(many[:4])
     with pytest.raises(ValueError, match="max_entities"):
         StreamState(3, max_entities=0)

@@ -13,11 +13,13 @@ A prediction is matched with the actual of the same entity, metric and time as i
 * an entity may go quiet for good (a machine taken out of service): its watermark stops,
   and its last forecasts would wait forever, holding back the committed offset of their
   partition, so that every restart read again all that came after them. So each
-  partition number has a *label clock*: the newest Kafka timestamp of the actuals and
-  readings read from it (co-partitioned with the predictions). A prediction still waiting
-  when that clock is ``idle_expiry`` past both its own Kafka timestamp and its target +
-  ``lateness`` expires as ``idle``. The clock only moves as labels are read: a broker
-  outage, or a catch-up that reads predictions ahead of readings, expires nothing; a
+  partition number has a *label clock*, from the Kafka timestamps of the actuals and
+  readings read on it (co-partitioned with the predictions): the newest time of the
+  slowest label topic that still has records to read, or of any once all are caught up.
+  A prediction still waiting when that clock is ``idle_expiry`` past both its own Kafka
+  timestamp and its target + ``lateness`` expires as ``idle``. The clock only moves as
+  labels are read, and a topic read behind the others holds it back: a broker outage, or
+  a catch-up that reads predictions (or actuals) ahead of readings, expires nothing; a
   replay of last year's readings (targets long past) gives the labels ``idle_expiry`` of
   stream time to come; a forecast for next week waits for next week.
 
@@ -28,14 +30,17 @@ overall; a prediction evicted by a cap is reported like an expired one, with its
 Prediction ids already matched or expired (remembered up to a bound) are skipped, so
 records read again after a restart are not paired twice.
 
-The join is pure: no Kafka, no clock. The service feeds it decoded records with where they
-were read and their Kafka timestamps, and asks it which offsets are safe to commit.
+The join is pure: no Kafka, and a clock only to pace its scans for idle predictions. The
+service feeds it decoded records with where they were read and their Kafka timestamps,
+tells it which label partitions are read to their end, and asks it which offsets are safe
+to commit.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -51,8 +56,10 @@ ExpiryReason = Literal["late", "idle", "entity_cap", "total_cap"]
 IGNORED_IMPUTATION: Final = "imputation"
 IGNORED_NO_METRIC: Final = "no_metric"
 IGNORED_OUT_OF_RANGE: Final = "error_out_of_range"
-# Waiting predictions are checked for idle expiry at most this often (label clock).
+# Waiting predictions are checked for idle expiry at most this often, in label time and
+# in wall-clock time (a catch-up moves label time fast; a scan walks every prediction).
 IDLE_SCAN_S: Final = 60.0
+IDLE_SCAN_WALL_S: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -106,13 +113,18 @@ class JoinOutput:
 class Joiner:
     """Matches predictions with actuals; see the module docstring."""
 
-    def __init__(self, policy: JoinPolicy | None = None) -> None:
+    def __init__(
+        self, policy: JoinPolicy | None = None, pace: Callable[[], float] = time.monotonic
+    ) -> None:
         self.policy = policy or JoinPolicy()
+        self._pace = pace
         self._lateness_us = seconds_to_micros(self.policy.lateness_s)
         self._buffer_us = seconds_to_micros(self.policy.actual_buffer_s)
         self._idle_us = seconds_to_micros(self.policy.idle_expiry_s)
-        self._label_clocks: dict[int, int] = {}  # partition number -> newest label time (µs)
+        self._label_clocks: dict[TopicPartition, int] = {}  # newest label time read (µs)
+        self._caught_up: set[TopicPartition] = set()  # label partitions read to their end
         self._next_scan_us = 0
+        self._next_scan_wall = float("-inf")
         self._pending = PendingPredictions()
         self._actuals = ActualBuffer()
         self._ledger = OffsetLedger()
@@ -136,20 +148,48 @@ class Joiner:
             return prediction.metric or self.policy.risk_metric
         return prediction.metric
 
+    def label_read(self, tp: TopicPartition, kafka_us: int) -> None:
+        """A label record (actual or reading) with Kafka timestamp ``kafka_us`` was read."""
+        self._caught_up.discard(tp)
+        if kafka_us > self._label_clocks.get(tp, 0):
+            self._label_clocks[tp] = kafka_us
+
+    def caught_up(self, tp: TopicPartition) -> None:
+        """``tp`` is read to its end: until its next record, it holds no clock back."""
+        self._caught_up.add(tp)
+
     def expire_idle(self) -> None:
         """Expire the predictions idle on their partition's label clock (see the module).
 
-        The waiting predictions are scanned at most every ``IDLE_SCAN_S`` of label time.
+        The waiting predictions are scanned at most every ``IDLE_SCAN_S`` of label time and
+        ``IDLE_SCAN_WALL_S`` of wall-clock time.
         """
-        newest = max(self._label_clocks.values(), default=0)
+        clocks = self._clocks()
+        newest = max(clocks.values(), default=0)
         if self._idle_us <= 0 or newest < self._next_scan_us:
             return
+        wall = self._pace()
+        if wall < self._next_scan_wall:
+            return
         self._next_scan_us = newest + min(seconds_to_micros(IDLE_SCAN_S), self._idle_us)
+        self._next_scan_wall = wall + IDLE_SCAN_WALL_S
         for waiting in self._pending:
-            clock = self._label_clocks.get(waiting.tp[1])
+            clock = clocks.get(waiting.tp[1])
             since = max(waiting.arrived_us, waiting.target_us + self._lateness_us)
             if clock is not None and clock - since >= self._idle_us:
                 self._evict(self._pending.remove(waiting.prediction.prediction_id), "idle")
+
+    def _clocks(self) -> dict[int, int]:
+        """Partition number -> its label clock: the slowest label topic still being read,
+        else (all caught up) the newest."""
+        behind: dict[int, int] = {}
+        newest: dict[int, int] = {}
+        for tp, clock in self._label_clocks.items():
+            partition = tp[1]
+            newest[partition] = max(clock, newest.get(partition, clock))
+            if tp not in self._caught_up:
+                behind[partition] = min(clock, behind.get(partition, clock))
+        return newest | behind
 
     def remember(self, prediction_ids: Iterable[str]) -> None:
         """Mark predictions as already resolved (their pairs were read back at start)."""
@@ -183,12 +223,7 @@ class Joiner:
         self._ledger.hold(tp, offset)
         self._enforce_pending_caps(entity)
 
-    def add_actual(
-        self, observation: Observation, tp: TopicPartition, offset: int, kafka_us: int = 0
-    ) -> None:
-        """An actual read at ``offset`` of ``tp``; ``kafka_us`` moves the label clock."""
-        if kafka_us > self._label_clocks.get(tp[1], 0):
-            self._label_clocks[tp[1]] = kafka_us
+    def add_actual(self, observation: Observation, tp: TopicPartition, offset: int) -> None:
         entity = observation.entity_id
         key = (observation.metric, observation.ts_us)
         for waiting in self._pending.take_matching(entity, key):
@@ -217,8 +252,9 @@ class Joiner:
                 self._pending.remove(waiting.prediction.prediction_id)
         self._out.dropped_actuals["revoked"] += self._actuals.remove_where(tps)
         self._ledger.forget(tps)
-        for _, partition in tps:  # read again later, from older records
-            self._label_clocks.pop(partition, None)
+        for tp in tps:  # read again later, from older records
+            self._label_clocks.pop(tp, None)
+            self._caught_up.discard(tp)
 
     def _advance(self, entity: str, watermark: int) -> None:
         self._watermarks[entity] = watermark

@@ -164,7 +164,7 @@ class MonitorService:
         for topic, count in consumed.items():
             metrics.RECORDS_CONSUMED.labels(topic).inc(count)
         self._report_refused()
-        if messages or produced or out.expired:
+        if messages or produced:
             outbox.flush()
             self._commit()
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -173,7 +173,10 @@ class MonitorService:
         """Hand one consumed record to the join; the topic it came from, if any."""
         error = message.error()
         if error is not None:
-            _consume_error(error)
+            if error.code() == KafkaError._PARTITION_EOF:
+                self.joiner.caught_up((message.topic() or "", message.partition() or 0))
+            else:
+                _consume_error(error)
             return None
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is None or partition is None or offset is None:
@@ -203,18 +206,19 @@ class MonitorService:
             version_key = (record.model, record.key, record.version)
             self.evaluator.note_source(version_key, shadow, record.made_at)
             joiner.add_prediction(record, tp, offset, kafka_us)
-        elif isinstance(record, Actual):
-            joiner.add_actual(from_actual(record, micros(record.ts)), tp, offset, kafka_us)
+            return
+        joiner.label_read(tp, kafka_us)
+        if isinstance(record, Actual):
+            joiner.add_actual(from_actual(record, micros(record.ts)), tp, offset)
         elif isinstance(record, DemandReading):
             # Readings are buffered whether or not a forecast of the entity was seen yet: a
             # worker catching up on a burst forecasts readings after the monitor read their
             # actuals. The buffer is bounded in event time and by the actual caps.
             metric = self.settings.demand_metric
-            observation = from_demand(record, micros(record.ts), metric)
-            joiner.add_actual(observation, tp, offset, kafka_us)
+            joiner.add_actual(from_demand(record, micros(record.ts), metric), tp, offset)
         elif isinstance(record, SensorReading):
             for observation in from_sensor(record, micros(record.ts)):
-                joiner.add_actual(observation, tp, offset, kafka_us)
+                joiner.add_actual(observation, tp, offset)
 
     def _report_refused(self) -> None:
         for (topic, reason), count in self._refused.items():
@@ -308,8 +312,6 @@ def _codecs(settings: MonitorSettings) -> dict[str, Codec[Any]]:
 
 
 def _consume_error(error: KafkaError) -> None:
-    if error.code() == KafkaError._PARTITION_EOF:
-        return
     if error.fatal():
         raise MonitorError(f"fatal consumer error: {error}")
     log.warning("consumer: %s", error)

@@ -263,7 +263,8 @@ class MonitorSettings(BaseSettings):
             "enable.auto.offset.store": False,
             "isolation.level": "read_committed",
             "session.timeout.ms": self.session_timeout_ms,
-            "enable.partition.eof": False,
+            # the join's label clocks must know when a topic has nothing more to read
+            "enable.partition.eof": True,
         }
 
     def producer_config(self, kafka: KafkaSettings) -> dict[str, Any]:

@@ -195,11 +195,16 @@ def test_forget_drops_state_of_revoked_partitions(build: SimpleNamespace) -> Non
     assert join.commit_offset(("predictions", 1), 9) == 9
 
 
+def idle_joiner(**policy: Any) -> Joiner:
+    """A join whose scans are never held back by the wall clock."""
+    return Joiner(JoinPolicy(**policy), pace=iter(range(0, 10**9, 10)).__next__)
+
+
 def test_a_quiet_entity_stops_holding_its_predictions_and_offsets(
     build: SimpleNamespace,
 ) -> None:
     minute, hour = 60_000_000, 3_600_000_000
-    join = joiner(lateness_s=600, idle_expiry_s=3600)  # 10 minutes; an hour of label time
+    join = idle_joiner(lateness_s=600, idle_expiry_s=3600)  # 10 min; an hour of label time
     target = micros(build.at(30))
     # Kafka times: a live forecast (target 30) produced at minute 0; a replayed one from
     # long ago produced at minute 60; a forecast for next week; the label clock follows
@@ -209,7 +214,7 @@ def test_a_quiet_entity_stops_holding_its_predictions_and_offsets(
     join.add_prediction(build.prediction(7 * 24 * 60, entity="weekly"), P, 12, target)
 
     def labels_until(kafka_us: int) -> None:
-        join.add_actual(build.observation(0, entity="busy"), A, 0, kafka_us)
+        join.label_read(A, kafka_us)
         join.expire_idle()
 
     labels_until(target + 10 * minute + hour - minute)  # not before target + lateness + 1 h
@@ -219,31 +224,71 @@ def test_a_quiet_entity_stops_holding_its_predictions_and_offsets(
     assert [(e.prediction.entity_id, e.reason) for e in out.expired] == [("quiet", "idle")]
     assert join.commit_offset(P, 13) == 11  # the offset is free to move on
     # The replayed one waits an hour of label time after its own; its actual may come.
-    join.add_actual(build.observation(-600, entity="replayed"), A, 1, target + 80 * minute)
+    join.label_read(A, target + 80 * minute)
+    join.add_actual(build.observation(-600, entity="replayed"), A, 1)
     assert [p.entity_id for p in join.take().pairs] == ["replayed"]
     # Next week's forecast is not idle a day later.
     labels_until(target + 24 * hour)
     assert join.take().expired == [] and join.pending == 1
 
 
-def test_only_labels_read_move_the_clock_of_their_partition(build: SimpleNamespace) -> None:
+def test_the_slowest_label_topic_still_being_read_holds_the_clock(
+    build: SimpleNamespace,
+) -> None:
     hour = 3_600_000_000
-    join = joiner(lateness_s=0, idle_expiry_s=3600)
+    join = idle_joiner(lateness_s=0, idle_expiry_s=3600)
+    start = micros(build.at(0))
+    sensor, demand = ("readings.sensor", 0), ("readings.demand", 0)
+    join.add_prediction(build.prediction(0, entity="a"), P, 0, start)
+    # a catch-up: demand is read up to now while sensor readings are still hours behind
+    join.label_read(demand, start + 5 * hour)
+    join.label_read(sensor, start + 30 * 60_000_000)
+    join.expire_idle()
+    assert join.take().expired == []
+    join.caught_up(demand)  # nothing more on demand; sensor is still being read
+    join.expire_idle()
+    assert join.take().expired == []
+    join.caught_up(sensor)  # everything read: the newest time counts
+    join.expire_idle()
+    assert [e.prediction.entity_id for e in join.take().expired] == ["a"]
+
+
+def test_labels_move_only_their_partition_number_and_leave_with_it(
+    build: SimpleNamespace,
+) -> None:
+    hour = 3_600_000_000
+    join = idle_joiner(lateness_s=0, idle_expiry_s=3600)
     start = micros(build.at(0))
     join.add_prediction(build.prediction(0, entity="a"), P, 0, start)
     join.add_prediction(build.prediction(0, entity="b"), ("predictions", 1), 0, start)
-    # predictions read far ahead (a catch-up) and labels of another partition number
-    join.add_prediction(build.prediction(0, entity="c"), P, 1, start + 5 * hour)
-    join.add_actual(build.observation(0, entity="z"), ("actuals", 1), 0, start + 2 * hour)
+    join.label_read(("actuals", 1), start + 2 * hour)
     join.expire_idle()
     assert [e.prediction.entity_id for e in join.take().expired] == ["b"]
     # a revoked partition's clock goes with it: its records are read again, older
     join.forget({("actuals", 1), ("predictions", 1)})
     join.add_prediction(build.prediction(0, entity="d"), ("predictions", 1), 0, start)
+    join.label_read(A, start + 3 * hour)  # a scan is due; partition 1 has no clock now
     join.expire_idle()
-    assert join.take().expired == [] and join.pending == 3
-    never = joiner(idle_expiry_s=0)
+    assert [e.prediction.entity_id for e in join.take().expired] == ["a"]
+    assert join.pending == 1  # "d" waits for labels of its own partition number
+    never = idle_joiner(idle_expiry_s=0)
     never.add_prediction(build.prediction(0), P, 0, start)
-    never.add_actual(build.observation(0, entity="z"), A, 0, start + 1000 * hour)
+    never.label_read(A, start + 1000 * hour)
     never.expire_idle()
     assert never.take().expired == [] and never.pending == 1
+
+
+def test_idle_scans_are_paced_by_the_wall_clock_too(build: SimpleNamespace) -> None:
+    hour = 3_600_000_000
+    wall = [100.0]
+    join = Joiner(JoinPolicy(lateness_s=0, idle_expiry_s=3600), pace=lambda: wall[0])
+    start = micros(build.at(0))
+    join.label_read(A, start)
+    join.expire_idle()  # the first scan
+    join.add_prediction(build.prediction(0), P, 0, start)
+    join.label_read(A, start + 2 * hour)
+    join.expire_idle()  # due in label time, not yet in wall-clock time
+    assert join.take().expired == []
+    wall[0] += 5.0
+    join.expire_idle()
+    assert [e.reason for e in join.take().expired] == ["idle"]

@@ -123,6 +123,7 @@ class Joiner:
         self._idle_us = seconds_to_micros(self.policy.idle_expiry_s)
         self._label_clocks: dict[TopicPartition, int] = {}  # newest label time read (µs)
         self._caught_up: set[TopicPartition] = set()  # label partitions read to their end
+        self._unheard: set[TopicPartition] = set()  # assigned, neither read nor at their end
         self._next_scan_us = 0
         self._next_scan_wall = float("-inf")
         self._pending = PendingPredictions()
@@ -148,14 +149,21 @@ class Joiner:
             return prediction.metric or self.policy.risk_metric
         return prediction.metric
 
+    def labels_assigned(self, tps: Iterable[TopicPartition]) -> None:
+        """Label partitions just assigned: until each is read or at its end, the clock of
+        its partition number waits (a catch-up may fetch one topic before another)."""
+        self._unheard.update(tps)
+
     def label_read(self, tp: TopicPartition, kafka_us: int) -> None:
         """A label record (actual or reading) with Kafka timestamp ``kafka_us`` was read."""
+        self._unheard.discard(tp)
         self._caught_up.discard(tp)
         if kafka_us > self._label_clocks.get(tp, 0):
             self._label_clocks[tp] = kafka_us
 
     def caught_up(self, tp: TopicPartition) -> None:
         """``tp`` is read to its end: until its next record, it holds no clock back."""
+        self._unheard.discard(tp)
         self._caught_up.add(tp)
 
     def expire_idle(self) -> None:
@@ -166,7 +174,7 @@ class Joiner:
         """
         clocks = self._clocks()
         newest = max(clocks.values(), default=0)
-        if self._idle_us <= 0 or newest < self._next_scan_us:
+        if self._idle_us <= 0 or not clocks or newest < self._next_scan_us:
             return
         wall = self._pace()
         if wall < self._next_scan_wall:
@@ -181,7 +189,7 @@ class Joiner:
 
     def _clocks(self) -> dict[int, int]:
         """Partition number -> its label clock: the slowest label topic still being read,
-        else (all caught up) the newest."""
+        else (all caught up) the newest; none while a label partition is unheard of."""
         behind: dict[int, int] = {}
         newest: dict[int, int] = {}
         for tp, clock in self._label_clocks.items():
@@ -189,7 +197,10 @@ class Joiner:
             newest[partition] = max(clock, newest.get(partition, clock))
             if tp not in self._caught_up:
                 behind[partition] = min(clock, behind.get(partition, clock))
-        return newest | behind
+        clocks = newest | behind
+        for _, partition in self._unheard:
+            clocks.pop(partition, None)
+        return clocks
 
     def remember(self, prediction_ids: Iterable[str]) -> None:
         """Mark predictions as already resolved (their pairs were read back at start)."""
@@ -255,6 +266,7 @@ class Joiner:
         for tp in tps:  # read again later, from older records
             self._label_clocks.pop(tp, None)
             self._caught_up.discard(tp)
+            self._unheard.discard(tp)
 
     def _advance(self, entity: str, watermark: int) -> None:
         self._watermarks[entity] = watermark

@@ -164,7 +164,7 @@ class MonitorService:
         for topic, count in consumed.items():
             metrics.RECORDS_CONSUMED.labels(topic).inc(count)
         self._report_refused()
-        if messages or produced:
+        if consumed or produced or out.expired:
             outbox.flush()
             self._commit()
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -252,6 +252,8 @@ class MonitorService:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned.update((p.topic, p.partition) for p in partitions)
+        labels = set(self.settings.label_topics)
+        self.joiner.labels_assigned((p.topic, p.partition) for p in partitions if p.topic in labels)
         self.health.set_partitions(len(self._assigned))
         log.info("assigned %d partition(s)", len(partitions))
 

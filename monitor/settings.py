@@ -249,6 +249,12 @@ class MonitorSettings(BaseSettings):
         optional = [self.shadow_topic, self.sensor_topic, self.demand_topic]
         return [self.predictions_topic, self.actuals_topic, *(t for t in optional if t)]
 
+    @property
+    def label_topics(self) -> list[str]:
+        """The inputs that carry actuals: the labels topic and the readings topics."""
+        optional = [self.sensor_topic, self.demand_topic]
+        return [self.actuals_topic, *(t for t in optional if t)]
+
     def consumer_config(self, kafka: KafkaSettings) -> dict[str, Any]:
         """The group consumer of the inputs; offsets are committed by the service only."""
         return {

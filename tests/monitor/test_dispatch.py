@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import cast
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from events import DemandReading, SensorReading
 from events.settings import KafkaSettings
+from monitor.clock import micros
+from monitor.outbox import Outbox
 from monitor.service import MonitorService
 from monitor.settings import MonitorSettings
 
@@ -56,3 +61,26 @@ def test_predictions_on_the_shadow_topic_mark_their_version_as_a_challenger(
     promoted = build.prediction(2, entity="sku-1", model="demand", metric="quantity", version=2)
     monitor._dispatch(promoted, ("predictions", 0), 1)
     assert ("demand", None, 2) not in monitor.evaluator._shadow
+
+
+def test_the_end_of_a_label_partition_reaches_the_join(
+    tmp_path: Path, build: SimpleNamespace
+) -> None:
+    monitor = service(tmp_path)
+    start, day = micros(build.at(0)), 24 * 3_600_000_000
+    sensor, demand = ("readings.sensor", 0), ("readings.demand", 0)
+    assigned = [TopicPartition(*sensor), TopicPartition(*demand), TopicPartition("predictions", 0)]
+    monitor._on_assign(cast(Consumer, None), assigned)
+    monitor._dispatch(build.prediction(0), ("predictions", 0), 0, start)
+    reading = DemandReading(product_id="sku-1", ts=build.at(0), quantity=1.0)
+    monitor._dispatch(reading, demand, 0, start + 2 * day)
+    monitor.joiner.expire_idle()
+    assert monitor.joiner.take().expired == []  # the sensor partition is not heard from yet
+    end = SimpleNamespace(
+        error=lambda: KafkaError(KafkaError._PARTITION_EOF),
+        topic=lambda: sensor[0],
+        partition=lambda: sensor[1],
+    )
+    assert monitor._feed(cast(Message, end), cast(Outbox, None)) is None
+    monitor.joiner.expire_idle()
+    assert [e.reason for e in monitor.joiner.take().expired] == ["idle"]

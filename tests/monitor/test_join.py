@@ -292,3 +292,25 @@ def test_idle_scans_are_paced_by_the_wall_clock_too(build: SimpleNamespace) -> N
     wall[0] += 5.0
     join.expire_idle()
     assert [e.reason for e in join.take().expired] == ["idle"]
+
+
+def test_a_label_partition_holds_the_clock_until_it_is_heard_from(
+    build: SimpleNamespace,
+) -> None:
+    hour = 3_600_000_000
+    join = idle_joiner(lateness_s=0, idle_expiry_s=3600)
+    start = micros(build.at(0))
+    sensor, demand = ("readings.sensor", 0), ("readings.demand", 0)
+    join.labels_assigned([sensor, demand])
+    join.add_prediction(build.prediction(0), P, 0, start)
+    join.label_read(demand, start + 5 * hour)  # demand fetched first; sensor not yet
+    join.expire_idle()
+    assert join.take().expired == []
+    join.caught_up(sensor)  # an empty sensor partition: its end is all there is
+    join.caught_up(demand)
+    join.label_read(sensor, start)  # then a record: sensor is behind again
+    join.expire_idle()
+    assert join.take().expired == []
+    join.caught_up(sensor)
+    join.expire_idle()
+    assert [e.reason for e in join.take().expired] == ["idle"]

@@ -47,4 +47,6 @@ def test_client_configs() -> None:
     consumer = settings.consumer_config(kafka)
     assert consumer["enable.auto.commit"] is False
     assert consumer["partition.assignment.strategy"] == "range"
+    assert consumer["enable.partition.eof"] is True  # the join's label clocks need the ends
+    assert settings.label_topics == ["actuals", "readings.sensor", "readings.demand"]
     assert settings.reader_config(kafka, "status")["group.id"] != consumer["group.id"]

@@ -129,6 +129,13 @@ def build_pipeline(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeli
         imputed=settings.imputed_topic,
         shadow=settings.shadow_topic,
     )
+    return scoring_pipeline(settings, cache, streams)
+
+
+def scoring_pipeline(
+    settings: WorkerSettings, cache: ModelCache, streams: StreamTopics
+) -> ScoringPipeline:
+    """The pipeline of ``settings`` (store, bounds) reading and writing ``streams``."""
     return ScoringPipeline(
         ModelStore(settings.model_store),
         cache,

@@ -19,10 +19,9 @@ from driftline.benchmarks.cluster import PhaseTopics
 from events import codec_for, derive_id, topics
 from events.codec import Codec
 from events.dlq import KafkaMessage
-from models.store import ModelStore
 from worker.deadletters import DeadLetters
 from worker.errors import UnknownStreamError
-from worker.pipeline import ScoringPipeline
+from worker.pipeline import ScoringPipeline, scoring_pipeline
 from worker.records import BatchResult, OutRecord
 
 if TYPE_CHECKING:
@@ -82,11 +81,4 @@ def passthrough(settings: WorkerSettings, cache: ModelCache) -> Passthrough:
 
 def scoring(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeline:
     """``WORKER_PIPELINE=driftline.benchmarks.pipelines:scoring``."""
-    streams = PhaseTopics.from_env().streams()
-    return ScoringPipeline(
-        ModelStore(settings.model_store),
-        cache,
-        streams=streams,
-        max_future_s=settings.max_future_s,
-        max_entities=settings.max_entities,
-    )
+    return scoring_pipeline(settings, cache, PhaseTopics.from_env().streams())

@@ -17,8 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from models.store import ModelStore
-from worker.pipeline import ScoringPipeline
+from worker.pipeline import ScoringPipeline, scoring_pipeline
 from worker.records import BatchResult
 from worker.routes import StreamTopics
 
@@ -49,12 +48,6 @@ def topics_of(inputs: Sequence[str]) -> StreamTopics:
 
 
 def build_pipeline(settings: Any, cache: Any) -> Any:
-    pipeline = ScoringPipeline(
-        ModelStore(settings.model_store),
-        cache,
-        streams=topics_of(settings.input_topics),
-        max_future_s=settings.max_future_s,
-        max_entities=settings.max_entities,
-    )
+    pipeline = scoring_pipeline(settings, cache, topics_of(settings.input_topics))
     delay = float(os.environ.get("FAULT_BATCH_DELAY_S", "0"))
     return Paced(pipeline, delay) if delay > 0 else pipeline

@@ -17,9 +17,10 @@ entity ids (a bug, a misconfigured key) must not grow the worker until it is kil
 memory. Past the bound, the entities whose latest reading is oldest are dropped, a
 twentieth of the bound at a time so that the search for them (one partial sort of every
 entity's last time) is rare. Ranking by the readings' own times, not by when they were
-processed, keeps the same entities whatever the batches or the warm-up chunks were. A
-dropped entity that comes back starts with an empty window, like a new one; ``on_evict``
-is told how many went.
+processed, keeps the same entities whether they were scored live, warmed or replayed, up
+to the margin of where a batch or a warm-up chunk ends (the bound is applied after each).
+A dropped entity that comes back starts with an empty window, like a new one;
+``on_evict`` is told how many went.
 
 When ``length`` grows (a hot swap brings a spec with a longer window), each entity's buffer
 is lengthened on its next reading, keeping what it holds; its older readings are gone, so

@@ -12,16 +12,13 @@ A prediction is matched with the actual of the same entity, metric and time as i
   entity for ``actual_buffer`` behind its watermark.
 * an entity may go quiet for good (a machine taken out of service): its watermark stops,
   and its last forecasts would wait forever, holding back the committed offset of their
-  partition, so that every restart read again all that came after them. So each
-  partition number has a *label clock*, from the Kafka timestamps of the actuals and
-  readings read on it (co-partitioned with the predictions): the newest time of the
-  slowest label topic that still has records to read, or of any once all are caught up.
-  A prediction still waiting when that clock is ``idle_expiry`` past both its own Kafka
-  timestamp and its target + ``lateness`` expires as ``idle``. The clock only moves as
-  labels are read, and a topic read behind the others holds it back: a broker outage, or
-  a catch-up that reads predictions (or actuals) ahead of readings, expires nothing; a
-  replay of last year's readings (targets long past) gives the labels ``idle_expiry`` of
-  stream time to come; a forecast for next week waits for next week.
+  partition, so that every restart read again all that came after them. A prediction
+  still waiting when the label clock of its partition number (:mod:`monitor.labels`: how
+  far the actuals and readings co-partitioned with it have been read, in Kafka time) is
+  ``idle_expiry`` past both its own Kafka timestamp and its target + ``lateness`` expires
+  as ``idle``. A broker outage, or a catch-up that reads predictions ahead of readings,
+  expires nothing; a replay of last year's readings (targets long past) gives the labels
+  ``idle_expiry`` of stream time to come; a forecast for next week waits for next week.
 
 Every match becomes a :class:`events.MonitorPair` (``error = predicted - actual``); an
 actual matches every prediction waiting for it (several models, several horizons).
@@ -32,8 +29,8 @@ records read again after a restart are not paired twice.
 
 The join is pure: no Kafka, and a clock only to pace its scans for idle predictions. The
 service feeds it decoded records with where they were read and their Kafka timestamps,
-tells it which label partitions are read to their end, and asks it which offsets are safe
-to commit.
+keeps its label clocks (``Joiner.labels``) told what is assigned and read to its end, and
+asks it which offsets are safe to commit.
 """
 
 from __future__ import annotations
@@ -48,6 +45,7 @@ from events import MonitorPair, Prediction
 from events.fields import MAX_MAGNITUDE
 from monitor.actuals import ActualBuffer, Held, Observation
 from monitor.clock import micros, seconds_to_micros
+from monitor.labels import LabelClocks
 from monitor.offsets import OffsetLedger, TopicPartition
 from monitor.pending import MatchKey, PendingPredictions, Waiting
 from monitor.settings import MonitorSettings
@@ -121,9 +119,7 @@ class Joiner:
         self._lateness_us = seconds_to_micros(self.policy.lateness_s)
         self._buffer_us = seconds_to_micros(self.policy.actual_buffer_s)
         self._idle_us = seconds_to_micros(self.policy.idle_expiry_s)
-        self._label_clocks: dict[TopicPartition, int] = {}  # newest label time read (µs)
-        self._caught_up: set[TopicPartition] = set()  # label partitions read to their end
-        self._unheard: set[TopicPartition] = set()  # assigned, neither read nor at their end
+        self.labels = LabelClocks()
         self._next_scan_us = 0
         self._next_scan_wall = float("-inf")
         self._pending = PendingPredictions()
@@ -149,30 +145,13 @@ class Joiner:
             return prediction.metric or self.policy.risk_metric
         return prediction.metric
 
-    def labels_assigned(self, tps: Iterable[TopicPartition]) -> None:
-        """Label partitions just assigned: until each is read or at its end, the clock of
-        its partition number waits (a catch-up may fetch one topic before another)."""
-        self._unheard.update(tps)
-
-    def label_read(self, tp: TopicPartition, kafka_us: int) -> None:
-        """A label record (actual or reading) with Kafka timestamp ``kafka_us`` was read."""
-        self._unheard.discard(tp)
-        self._caught_up.discard(tp)
-        if kafka_us > self._label_clocks.get(tp, 0):
-            self._label_clocks[tp] = kafka_us
-
-    def caught_up(self, tp: TopicPartition) -> None:
-        """``tp`` is read to its end: until its next record, it holds no clock back."""
-        self._unheard.discard(tp)
-        self._caught_up.add(tp)
-
     def expire_idle(self) -> None:
         """Expire the predictions idle on their partition's label clock (see the module).
 
         The waiting predictions are scanned at most every ``IDLE_SCAN_S`` of label time and
         ``IDLE_SCAN_WALL_S`` of wall-clock time.
         """
-        clocks = self._clocks()
+        clocks = self.labels.clocks()
         newest = max(clocks.values(), default=0)
         if self._idle_us <= 0 or not clocks or newest < self._next_scan_us:
             return
@@ -186,21 +165,6 @@ class Joiner:
             since = max(waiting.arrived_us, waiting.target_us + self._lateness_us)
             if clock is not None and clock - since >= self._idle_us:
                 self._evict(self._pending.remove(waiting.prediction.prediction_id), "idle")
-
-    def _clocks(self) -> dict[int, int]:
-        """Partition number -> its label clock: the slowest label topic still being read,
-        else (all caught up) the newest; none while a label partition is unheard of."""
-        behind: dict[int, int] = {}
-        newest: dict[int, int] = {}
-        for tp, clock in self._label_clocks.items():
-            partition = tp[1]
-            newest[partition] = max(clock, newest.get(partition, clock))
-            if tp not in self._caught_up:
-                behind[partition] = min(clock, behind.get(partition, clock))
-        clocks = newest | behind
-        for _, partition in self._unheard:
-            clocks.pop(partition, None)
-        return clocks
 
     def remember(self, prediction_ids: Iterable[str]) -> None:
         """Mark predictions as already resolved (their pairs were read back at start)."""
@@ -263,10 +227,7 @@ class Joiner:
                 self._pending.remove(waiting.prediction.prediction_id)
         self._out.dropped_actuals["revoked"] += self._actuals.remove_where(tps)
         self._ledger.forget(tps)
-        for tp in tps:  # read again later, from older records
-            self._label_clocks.pop(tp, None)
-            self._caught_up.discard(tp)
-            self._unheard.discard(tp)
+        self.labels.forget(tps)
 
     def _advance(self, entity: str, watermark: int) -> None:
         self._watermarks[entity] = watermark

@@ -174,7 +174,7 @@ class MonitorService:
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                self.joiner.caught_up((message.topic() or "", message.partition() or 0))
+                self.joiner.labels.caught_up((message.topic() or "", message.partition() or 0))
             else:
                 _consume_error(error)
             return None
@@ -207,7 +207,7 @@ class MonitorService:
             self.evaluator.note_source(version_key, shadow, record.made_at)
             joiner.add_prediction(record, tp, offset, kafka_us)
             return
-        joiner.label_read(tp, kafka_us)
+        joiner.labels.read(tp, kafka_us)
         if isinstance(record, Actual):
             joiner.add_actual(from_actual(record, micros(record.ts)), tp, offset)
         elif isinstance(record, DemandReading):
@@ -253,7 +253,7 @@ class MonitorService:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned.update((p.topic, p.partition) for p in partitions)
         labels = set(self.settings.label_topics)
-        self.joiner.labels_assigned((p.topic, p.partition) for p in partitions if p.topic in labels)
+        self.joiner.labels.assigned((p.topic, p.partition) for p in partitions if p.topic in labels)
         self.health.set_partitions(len(self._assigned))
         log.info("assigned %d partition(s)", len(partitions))
 

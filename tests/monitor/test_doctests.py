@@ -7,7 +7,13 @@ import importlib
 
 import pytest
 
-MODULES = ["monitor.clock", "monitor.health", "monitor.offsets", "monitor.settings"]
+MODULES = [
+    "monitor.clock",
+    "monitor.health",
+    "monitor.labels",
+    "monitor.offsets",
+    "monitor.settings",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -256,6 +256,14 @@ class MonitorService:
         self.joiner.labels.assigned((p.topic, p.partition) for p in partitions if p.topic in labels)
         self.health.set_partitions(len(self._assigned))
         log.info("assigned %d partition(s)", len(partitions))
+        for topic, numbers in _unlabelled(self._assigned, labels).items():
+            log.warning(
+                "label topic %s has no partition %s of the predictions assigned here: they "
+                "get no actuals from it (give every input topic as many partitions as %s)",
+                topic,
+                ", ".join(str(n) for n in numbers),
+                self.settings.predictions_topic,
+            )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(p.topic, p.partition) for p in partitions}
@@ -311,6 +319,21 @@ def _codecs(settings: MonitorSettings) -> dict[str, Codec[Any]]:
     if settings.demand_topic:
         codecs[settings.demand_topic] = codec_for(topics.READINGS_DEMAND)
     return codecs
+
+
+def _unlabelled(assigned: set[Tp], labels: set[str]) -> dict[str, list[int]]:
+    """Label topic -> partition numbers of assigned predictions it has no partition for.
+
+    The range assignor gives this instance the same numbers of every input, so a number
+    beyond a label topic's partitions has predictions but never their actuals from it.
+    """
+    predicted = {partition for topic, partition in assigned if topic not in labels}
+    missing = {}
+    for label in sorted(labels):
+        held = {partition for topic, partition in assigned if topic == label}
+        if predicted - held:
+            missing[label] = sorted(predicted - held)
+    return missing
 
 
 def _consume_error(error: KafkaError) -> None:

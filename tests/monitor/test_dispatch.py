@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
 
+import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from events import DemandReading, SensorReading
@@ -84,3 +86,22 @@ def test_the_end_of_a_label_partition_reaches_the_join(
     assert monitor._feed(cast(Message, end), cast(Outbox, None)) is None
     monitor.joiner.expire_idle()
     assert [e.reason for e in monitor.joiner.take().expired] == ["idle"]
+
+
+def test_predictions_without_a_label_partition_of_their_number_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monitor = service(tmp_path)
+    # three partitions of every input but the demand readings, which have two
+    assigned = [
+        TopicPartition(topic, partition)
+        for topic in ("predictions", "actuals", "readings.sensor", "readings.demand")
+        for partition in range(3 if topic != "readings.demand" else 2)
+    ]
+    with caplog.at_level(logging.WARNING, logger="monitor.service"):
+        monitor._on_assign(cast(Consumer, None), assigned)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("label topic readings.demand has no partition 2 of the predictions")
+    caplog.clear()
+    monitor._on_assign(cast(Consumer, None), [TopicPartition("readings.demand", 2)])
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

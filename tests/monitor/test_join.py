@@ -12,6 +12,8 @@ from monitor.join import Joiner, JoinPolicy
 
 P = ("predictions", 0)  # topic-partitions the records are read from
 A = ("actuals", 0)
+SENSOR, DEMAND = ("readings.sensor", 0), ("readings.demand", 0)
+MINUTE, HOUR = 60_000_000, 3_600_000_000  # in microseconds, as the join's clocks count
 
 
 def joiner(**policy: Any) -> Joiner:
@@ -203,52 +205,49 @@ def idle_joiner(**policy: Any) -> Joiner:
 def test_a_quiet_entity_stops_holding_its_predictions_and_offsets(
     build: SimpleNamespace,
 ) -> None:
-    minute, hour = 60_000_000, 3_600_000_000
     join = idle_joiner(lateness_s=600, idle_expiry_s=3600)  # 10 min; an hour of label time
     target = micros(build.at(30))
     # Kafka times: a live forecast (target 30) produced at minute 0; a replayed one from
     # long ago produced at minute 60; a forecast for next week; the label clock follows
     # the readings of a busy machine on the same partition number.
-    join.add_prediction(build.prediction(30, entity="quiet"), P, 10, target - 30 * minute)
-    join.add_prediction(build.prediction(-600, entity="replayed"), P, 11, target + 30 * minute)
+    join.add_prediction(build.prediction(30, entity="quiet"), P, 10, target - 30 * MINUTE)
+    join.add_prediction(build.prediction(-600, entity="replayed"), P, 11, target + 30 * MINUTE)
     join.add_prediction(build.prediction(7 * 24 * 60, entity="weekly"), P, 12, target)
 
     def labels_until(kafka_us: int) -> None:
         join.labels.read(A, kafka_us)
         join.expire_idle()
 
-    labels_until(target + 10 * minute + hour - minute)  # not before target + lateness + 1 h
+    labels_until(target + 10 * MINUTE + HOUR - MINUTE)  # not before target + lateness + 1 h
     assert join.take().expired == [] and join.commit_offset(P, 13) == 10
-    labels_until(target + 10 * minute + hour)  # the next scan, a minute of label time later
+    labels_until(target + 10 * MINUTE + HOUR)  # the next scan, a minute of label time later
     out = join.take()
     assert [(e.prediction.entity_id, e.reason) for e in out.expired] == [("quiet", "idle")]
     assert join.commit_offset(P, 13) == 11  # the offset is free to move on
     # The replayed one waits an hour of label time after its own; its actual may come.
-    join.labels.read(A, target + 80 * minute)
+    join.labels.read(A, target + 80 * MINUTE)
     join.add_actual(build.observation(-600, entity="replayed"), A, 1)
     assert [p.entity_id for p in join.take().pairs] == ["replayed"]
     # Next week's forecast is not idle a day later.
-    labels_until(target + 24 * hour)
+    labels_until(target + 24 * HOUR)
     assert join.take().expired == [] and join.pending == 1
 
 
 def test_the_slowest_label_topic_still_being_read_holds_the_clock(
     build: SimpleNamespace,
 ) -> None:
-    hour = 3_600_000_000
     join = idle_joiner(lateness_s=0, idle_expiry_s=3600)
     start = micros(build.at(0))
-    sensor, demand = ("readings.sensor", 0), ("readings.demand", 0)
     join.add_prediction(build.prediction(0, entity="a"), P, 0, start)
     # a catch-up: demand is read up to now while sensor readings are still hours behind
-    join.labels.read(demand, start + 5 * hour)
-    join.labels.read(sensor, start + 30 * 60_000_000)
+    join.labels.read(DEMAND, start + 5 * HOUR)
+    join.labels.read(SENSOR, start + 30 * MINUTE)
     join.expire_idle()
     assert join.take().expired == []
-    join.labels.caught_up(demand)  # nothing more on demand; sensor is still being read
+    join.labels.caught_up(DEMAND)  # nothing more on demand; sensor is still being read
     join.expire_idle()
     assert join.take().expired == []
-    join.labels.caught_up(sensor)  # everything read: the newest time counts
+    join.labels.caught_up(SENSOR)  # everything read: the newest time counts
     join.expire_idle()
     assert [e.prediction.entity_id for e in join.take().expired] == ["a"]
 
@@ -256,37 +255,35 @@ def test_the_slowest_label_topic_still_being_read_holds_the_clock(
 def test_labels_move_only_their_partition_number_and_leave_with_it(
     build: SimpleNamespace,
 ) -> None:
-    hour = 3_600_000_000
     join = idle_joiner(lateness_s=0, idle_expiry_s=3600)
     start = micros(build.at(0))
     join.add_prediction(build.prediction(0, entity="a"), P, 0, start)
     join.add_prediction(build.prediction(0, entity="b"), ("predictions", 1), 0, start)
-    join.labels.read(("actuals", 1), start + 2 * hour)
+    join.labels.read(("actuals", 1), start + 2 * HOUR)
     join.expire_idle()
     assert [e.prediction.entity_id for e in join.take().expired] == ["b"]
     # a revoked partition's clock goes with it: its records are read again, older
     join.forget({("actuals", 1), ("predictions", 1)})
     join.add_prediction(build.prediction(0, entity="d"), ("predictions", 1), 0, start)
-    join.labels.read(A, start + 3 * hour)  # a scan is due; partition 1 has no clock now
+    join.labels.read(A, start + 3 * HOUR)  # a scan is due; partition 1 has no clock now
     join.expire_idle()
     assert [e.prediction.entity_id for e in join.take().expired] == ["a"]
     assert join.pending == 1  # "d" waits for labels of its own partition number
     never = idle_joiner(idle_expiry_s=0)
     never.add_prediction(build.prediction(0), P, 0, start)
-    never.labels.read(A, start + 1000 * hour)
+    never.labels.read(A, start + 1000 * HOUR)
     never.expire_idle()
     assert never.take().expired == [] and never.pending == 1
 
 
 def test_idle_scans_are_paced_by_the_wall_clock_too(build: SimpleNamespace) -> None:
-    hour = 3_600_000_000
     wall = [100.0]
     join = Joiner(JoinPolicy(lateness_s=0, idle_expiry_s=3600), pace=lambda: wall[0])
     start = micros(build.at(0))
     join.labels.read(A, start)
     join.expire_idle()  # the first scan
     join.add_prediction(build.prediction(0), P, 0, start)
-    join.labels.read(A, start + 2 * hour)
+    join.labels.read(A, start + 2 * HOUR)
     join.expire_idle()  # due in label time, not yet in wall-clock time
     assert join.take().expired == []
     wall[0] += 5.0
@@ -297,20 +294,18 @@ def test_idle_scans_are_paced_by_the_wall_clock_too(build: SimpleNamespace) -> N
 def test_a_label_partition_holds_the_clock_until_it_is_heard_from(
     build: SimpleNamespace,
 ) -> None:
-    hour = 3_600_000_000
     join = idle_joiner(lateness_s=0, idle_expiry_s=3600)
     start = micros(build.at(0))
-    sensor, demand = ("readings.sensor", 0), ("readings.demand", 0)
-    join.labels.assigned([sensor, demand])
+    join.labels.assigned([SENSOR, DEMAND])
     join.add_prediction(build.prediction(0), P, 0, start)
-    join.labels.read(demand, start + 5 * hour)  # demand fetched first; sensor not yet
+    join.labels.read(DEMAND, start + 5 * HOUR)  # demand fetched first; sensor not yet
     join.expire_idle()
     assert join.take().expired == []
-    join.labels.caught_up(sensor)  # an empty sensor partition: its end is all there is
-    join.labels.caught_up(demand)
-    join.labels.read(sensor, start)  # then a record: sensor is behind again
+    join.labels.caught_up(SENSOR)  # an empty sensor partition: its end is all there is
+    join.labels.caught_up(DEMAND)
+    join.labels.read(SENSOR, start)  # then a record: sensor is behind again
     join.expire_idle()
     assert join.take().expired == []
-    join.labels.caught_up(sensor)
+    join.labels.caught_up(SENSOR)
     join.expire_idle()
     assert [e.reason for e in join.take().expired] == ["idle"]

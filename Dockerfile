@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    MODEL_STORE=/var/lib/driftline/model-store
+    MODEL_STORE=/var/lib/driftline/model-store \
+    NUMBA_CACHE_DIR=/var/cache/driftline/numba
 
 WORKDIR /app
 
@@ -25,9 +26,13 @@ COPY worker ./worker
 COPY monitor ./monitor
 COPY trainer ./trainer
 COPY broker ./broker
+# The forest walk (models/treewalk.py) is compiled into numba's cache here, not by every
+# container's first process.
 RUN pip install --no-deps . \
+    && (cd / && python -c "from models.treewalk import precompile; precompile()") \
     && useradd --system --uid 10001 driftline \
-    && mkdir -p "$MODEL_STORE" && chown driftline "$MODEL_STORE"
+    && mkdir -p "$MODEL_STORE" && chown driftline "$MODEL_STORE" \
+    && chown -R driftline "$NUMBA_CACHE_DIR"
 
 USER driftline
 ENTRYPOINT ["driftline"]

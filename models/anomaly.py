@@ -189,6 +189,9 @@ class AnomalyModel(SpecModel):
             model._forest = joblib.load(directory / FOREST_FILE)
         except (OSError, ValueError, EOFError) as exc:
             raise ModelError(f"anomaly: cannot read {FOREST_FILE} in {directory}: {exc}") from exc
+        # laid out (and the walk compiled, once per process) by whoever loads, not by the
+        # first batch: a worker loads and swaps models off its hot path
+        model._scorer = IsolationScorer(model._forest)
         return model
 
 

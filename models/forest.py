@@ -4,8 +4,9 @@ scikit-learn scores a forest through joblib, one task per tree, even with ``n_jo
 task re-checks the tree, sets warning filters and a config context. On a worker's batch of
 a few hundred rows that bookkeeping costs more than the trees themselves (a 200-tree
 IsolationForest spent ~80% of its ``decision_function`` time outside the trees). The
-scorers here precompute, once per fitted forest, what every leaf contributes, then call
-each tree's compiled ``apply`` and gather: the same arithmetic in the same order, so the
+scorers here precompute, once per fitted forest, what every leaf contributes and lay the
+trees out as one node table that compiled code walks in a single call
+(:mod:`models.treewalk`): the same comparisons and the same sums in the same order, so the
 results are identical to scikit-learn's (``tests/models/test_forest.py`` checks it).
 
 >>> import numpy as np
@@ -25,11 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.base import FloatArray
-
-IntArray = npt.NDArray[np.intp]
-# (the tree's compiled structure, the feature columns it reads or None for all, the
-# per-node contribution gathered at the leaves)
-_Tree = tuple[Any, IntArray | None, FloatArray]
+from models.treewalk import NodeTable, Tree
 
 
 def _tree_input(matrix: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
@@ -67,7 +64,7 @@ class IsolationScorer:
     """``decision_function`` of a fitted ``IsolationForest`` (dense input)."""
 
     def __init__(self, forest: Any) -> None:
-        self._trees: list[_Tree] = []
+        trees: list[Tree] = []
         for estimator, features in zip(
             forest.estimators_, forest.estimators_features_, strict=True
         ):
@@ -75,17 +72,15 @@ class IsolationScorer:
             # path length of a leaf: its depth (root = 1) plus c(samples in it), minus 1
             depth = tree.compute_node_depths() + average_path_length(tree.n_node_samples) - 1.0
             columns = None if len(features) == forest.n_features_in_ else np.asarray(features)
-            self._trees.append((tree, columns, depth))
-        self._denominator = len(self._trees) * float(average_path_length(forest.max_samples_))
+            trees.append((tree, columns, depth))
+        self._table = NodeTable.of(trees)
+        self._table.warm(int(forest.n_features_in_))
+        self._denominator = len(trees) * float(average_path_length(forest.max_samples_))
         self._offset = float(forest.offset_)
 
     def decision_function(self, matrix: FloatArray) -> FloatArray:
         """Negative for outliers, positive for inliers (scikit-learn's convention)."""
-        x = _tree_input(matrix)
-        depths = np.zeros(x.shape[0])
-        for tree, columns, depth in self._trees:
-            leaves = tree.apply(x if columns is None else _tree_input(x[:, columns]))
-            depths += depth[leaves]
+        depths = self._table.sum_leaves(_tree_input(matrix))[:, 0]
         if self._denominator == 0:  # a forest fitted on one sample scores every row 1
             scores = np.ones_like(depths)
         else:
@@ -98,17 +93,15 @@ class ProbaScorer:
     """``predict_proba`` of a fitted single-output forest classifier (dense input)."""
 
     def __init__(self, forest: Any) -> None:
-        self._classes = int(forest.n_classes_)
-        self._trees: list[_Tree] = [
-            (e.tree_, None, np.asarray(e.tree_.value[:, 0, : self._classes], dtype=np.float64))
-            for e in forest.estimators_
-        ]
+        classes = int(forest.n_classes_)
+        self._table = NodeTable.of(
+            [(e.tree_, None, e.tree_.value[:, 0, :classes]) for e in forest.estimators_]
+        )
+        self._table.warm(int(forest.n_features_in_))
+        self._trees = len(forest.estimators_)
 
     def predict_proba(self, matrix: FloatArray) -> FloatArray:
         """``[rows, classes]``: the mean over trees of each leaf's class fractions."""
-        x = _tree_input(matrix)
-        proba = np.zeros((x.shape[0], self._classes))
-        for tree, _, value in self._trees:
-            proba += value[tree.apply(x)]
-        proba /= len(self._trees)
+        proba = self._table.sum_leaves(_tree_input(matrix))
+        proba /= self._trees
         return proba

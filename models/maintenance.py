@@ -259,4 +259,5 @@ class MaintenanceModel(SpecModel):
             raise ModelError(
                 f"maintenance: cannot read {FOREST_FILE} in {directory}: {exc}"
             ) from exc
+        model._scorer = ProbaScorer(model._forest)  # off the hot path, as anomaly's
         return model

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +63,34 @@ def test_scorers_accept_any_float_layout(data: tuple[np.ndarray, np.ndarray]) ->
     )
 
 
+def test_missing_values_take_the_side_each_split_learned(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Trees fitted with NaN send missing values one way per split; the scorer follows."""
+    x, y = data
+    holes = x.copy()
+    holes[::4, 0] = np.nan  # missing in training: the splits learn where NaN goes
+    forest = RandomForestClassifier(n_estimators=8, max_depth=5, random_state=0).fit(holes, y)
+    rows = x[:120].copy()
+    rows[::3, 0] = np.nan
+    rows[1::5, 2] = np.nan  # never missing in training: NaN follows the fitted default
+    np.testing.assert_array_equal(
+        ProbaScorer(forest).predict_proba(rows), forest.predict_proba(rows)
+    )
+
+
+def test_trees_of_different_depths_and_empty_batches(data: tuple[np.ndarray, np.ndarray]) -> None:
+    """A stump beside deep trees: every row stops at its own leaf; no rows, no scores."""
+    x, y = data
+    forest = RandomForestClassifier(n_estimators=6, random_state=0).fit(x, y)
+    stump = RandomForestClassifier(n_estimators=2, max_depth=1, random_state=1).fit(x, y)
+    forest.estimators_ += stump.estimators_
+    np.testing.assert_array_equal(ProbaScorer(forest).predict_proba(x), forest.predict_proba(x))
+    assert ProbaScorer(forest).predict_proba(x[:0]).shape == (0, 4)
+    isolation = IsolationForest(n_estimators=5, random_state=0).fit(x)
+    assert IsolationScorer(isolation).decision_function(x[:0]).shape == (0,)
+
+
 def test_average_path_length_of_small_and_large_trees() -> None:
     got = average_path_length([0, 1, 2, 256])
     assert got[:3].tolist() == [0.0, 0.0, 1.0]
@@ -102,3 +134,32 @@ def test_the_forest_families_score_as_their_scikit_learn_forests(model_data: Any
                 np.testing.assert_array_equal(
                     getattr(model.predict_batch(rows), field), getattr(ours, field)
                 )
+
+
+def test_a_loaded_forest_is_laid_out_before_its_first_batch(
+    model_data: Any, tmp_path: Path
+) -> None:
+    """Loading builds the node table (and compiles the walk): a worker loads off its hot path."""
+    from models.anomaly import AnomalyModel
+    from models.maintenance import MaintenanceModel
+
+    frame = model_data.machine_history(entities=2, periods=200)
+    for family in (
+        AnomalyModel({"n_estimators": 5, "window": 24, "rolling": [6]}),
+        MaintenanceModel({"n_estimators": 3, "window": 24, "rolling": [6]}),
+    ):
+        family.fit(frame)
+        folder = tmp_path / type(family).__name__
+        folder.mkdir()
+        family.save(folder)
+        loaded = type(family).load(folder, family.metadata())
+        assert isinstance(loaded._scorer, IsolationScorer | ProbaScorer)
+
+
+def test_precompile_writes_the_walk_to_numba_s_cache(tmp_path: Path) -> None:
+    """What the image build runs: later processes read the compiled walk from the cache."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    code = "from models.treewalk import precompile; precompile()"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert list(tmp_path.rglob("treewalk._walk-*.nbi")), "no index of the compiled walk"
+    assert list(tmp_path.rglob("treewalk._walk-*.nbc")), "no compiled walk"

@@ -1,0 +1,148 @@
+"""Every tree of a fitted forest in one flat node table, walked by compiled code.
+
+scikit-learn scores a forest tree by tree: one ``apply`` call per tree, then a gather and a
+sum per tree in NumPy. On a worker's batch of a hundred rows those 300 calls (anomaly and
+maintenance forests) cost more than the trees themselves. Here the trees are laid out once,
+when a model is loaded, as arrays of every node of every tree, and one compiled call
+(numba) walks them all:
+
+* a node's two children sit side by side in ``children``, so a step is
+  ``node = children[2 * node + goes_right]`` without a branch on the direction;
+* a leaf is its own child on both sides, with an infinite threshold, so every row takes
+  exactly ``depth`` steps in each tree and the rows of a batch advance level by level,
+  independent of each other (the CPU overlaps them);
+* trees are walked one after the other, over every row: one tree's nodes stay in cache.
+
+A row goes left when its value is at most the node's threshold, or when it is NaN and the
+node sends missing values left: scikit-learn's rule, on the same float32 input and float64
+thresholds. Leaf values are added tree by tree in the forest's order, as scikit-learn adds
+them, so the sums are bit for bit the same (``tests/models/test_forest.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from models.base import FloatArray
+
+# (the compiled tree, the columns it reads or None for all, per-node values [nodes, k])
+Tree = tuple[Any, npt.NDArray[np.intp] | None, FloatArray]
+
+
+@njit(nogil=True, cache=True)
+def _walk(
+    x: Any,
+    feature: Any,
+    threshold: Any,
+    missing_left: Any,
+    children: Any,
+    value: Any,
+    roots: Any,
+    depths: Any,
+    out: Any,
+) -> None:  # pragma: no cover - compiled; the scorers' tests run it
+    rows, width = x.shape[0], value.shape[1]
+    node = np.empty(rows, dtype=np.int64)
+    for tree in range(roots.shape[0]):
+        node[:] = roots[tree]
+        for _ in range(depths[tree]):
+            for i in range(rows):
+                at = node[i]
+                v = x[i, feature[at]]
+                right = (v > threshold[at]) | ((v != v) & (missing_left[at] == 0))
+                node[i] = children[2 * at + right]
+        for i in range(rows):
+            for j in range(width):
+                out[i, j] += value[node[i], j]
+
+
+@dataclass(frozen=True)
+class NodeTable:
+    """The nodes of every tree of a forest, concatenated (see the module docstring)."""
+
+    feature: npt.NDArray[np.int64]  # column read by the node (0 at leaves)
+    threshold: FloatArray  # +inf at leaves: every row goes left, to the leaf itself
+    missing_left: npt.NDArray[np.uint8]  # 1: NaN goes left (always 1 at leaves)
+    children: npt.NDArray[np.int64]  # [2 * nodes]: left, right; a leaf points at itself
+    value: FloatArray  # [nodes, k]: what a row ending at the node adds
+    roots: npt.NDArray[np.int64]  # first node of each tree
+    depths: npt.NDArray[np.int64]  # steps from a root to its deepest leaf
+
+    @classmethod
+    def of(cls, trees: Sequence[Tree]) -> NodeTable:
+        """Lay out ``trees`` (scikit-learn ``Tree`` objects with their per-node values)."""
+        parts: dict[str, list[Any]] = {name: [] for name in ("f", "t", "m", "c", "v")}
+        roots, depths, base = [], [], 0
+        for tree, columns, value in trees:
+            count = int(tree.node_count)
+            left, right = tree.children_left, tree.children_right
+            leaf = left < 0
+            own = np.arange(count)
+            feature = np.where(leaf, 0, tree.feature)
+            if columns is not None:  # the tree was fitted on a subset of the columns
+                feature = np.asarray(columns)[feature]
+            parts["f"].append(feature)
+            parts["t"].append(np.where(leaf, np.inf, tree.threshold))
+            missing = np.asarray(tree.missing_go_to_left, dtype=np.uint8)
+            parts["m"].append(np.where(leaf, 1, missing))
+            pairs = np.column_stack([np.where(leaf, own, left), np.where(leaf, own, right)])
+            parts["c"].append(pairs.ravel() + base)
+            parts["v"].append(np.asarray(value, dtype=np.float64).reshape(count, -1))
+            roots.append(base)
+            depths.append(int(tree.max_depth))
+            base += count
+        return cls(
+            feature=np.concatenate(parts["f"]).astype(np.int64),
+            threshold=np.concatenate(parts["t"]).astype(np.float64),
+            missing_left=np.concatenate(parts["m"]).astype(np.uint8),
+            children=np.concatenate(parts["c"]).astype(np.int64),
+            value=np.ascontiguousarray(np.concatenate(parts["v"])),
+            roots=np.asarray(roots, dtype=np.int64),
+            depths=np.asarray(depths, dtype=np.int64),
+        )
+
+    def warm(self, columns: int) -> None:
+        """Score one row of ``columns`` zeros: the walk is compiled (or read from numba's
+        cache) now, once per process, not in the first batch that needs it."""
+        self.sum_leaves(np.zeros((1, columns), dtype=np.float32))
+
+    @property
+    def width(self) -> int:
+        return int(self.value.shape[1])
+
+    def sum_leaves(self, x: npt.NDArray[np.float32]) -> FloatArray:
+        """``[rows, k]``: per row, the values of the leaves it reaches, summed over trees."""
+        out = np.zeros((x.shape[0], self.width))
+        if x.shape[0] and self.roots.size:
+            _walk(
+                x,
+                self.feature,
+                self.threshold,
+                self.missing_left,
+                self.children,
+                self.value,
+                self.roots,
+                self.depths,
+                out,
+            )
+        return out
+
+
+def precompile() -> None:
+    """Compile the walk into numba's cache (``NUMBA_CACHE_DIR``), as an image build does."""
+    table = NodeTable(
+        feature=np.zeros(1, dtype=np.int64),
+        threshold=np.full(1, np.inf),
+        missing_left=np.ones(1, dtype=np.uint8),
+        children=np.zeros(2, dtype=np.int64),
+        value=np.zeros((1, 1)),
+        roots=np.zeros(1, dtype=np.int64),
+        depths=np.zeros(1, dtype=np.int64),
+    )
+    table.warm(1)

@@ -26,10 +26,10 @@ COPY worker ./worker
 COPY monitor ./monitor
 COPY trainer ./trainer
 COPY broker ./broker
-# The forest walk (models/treewalk.py) is compiled into numba's cache here, not by every
-# container's first process.
+# The compiled loops (models/jit.py: forest walk, feature statistics) go into numba's cache
+# here, not into every container's first process.
 RUN pip install --no-deps . \
-    && (cd / && python -c "from models.treewalk import precompile; precompile()") \
+    && (cd / && python -c "from models.jit import warm; warm()") \
     && useradd --system --uid 10001 driftline \
     && mkdir -p "$MODEL_STORE" && chown driftline "$MODEL_STORE" \
     && chown -R driftline "$NUMBA_CACHE_DIR"

@@ -134,8 +134,8 @@ class NodeTable:
         return out
 
 
-def precompile() -> None:
-    """Compile the walk into numba's cache (``NUMBA_CACHE_DIR``), as an image build does."""
+def warm() -> None:
+    """Compile the walk (or read it from numba's cache) now, on a one-node forest."""
     table = NodeTable(
         feature=np.zeros(1, dtype=np.int64),
         threshold=np.full(1, np.inf),

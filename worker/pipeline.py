@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from events.dlq import KafkaMessage
+from models import jit
 from models.store import ModelStore
 from worker.deadletters import DeadLetters
 from worker.demand import DemandStream
@@ -63,6 +64,7 @@ class ScoringPipeline:
         self.sensor = SensorStream(self.serving, emitter, max_entities)
         self.demand = DemandStream(self.serving, emitter, max_entities)
         self._intake = Intake(self.streams, max_future_s)
+        jit.warm()  # compiled features and forests, before the first batch
 
     def process(self, messages: Sequence[KafkaMessage]) -> BatchResult:
         """Outputs of one consumed batch; bad records become DLQ records, never errors."""

@@ -1,13 +1,15 @@
 """NaN-aware statistics over batches of windows ``[batch, W, k]`` (reduced along axis 1).
 
-Every function is vectorized over the batch and the columns. A statistic with too few
+Every function works on the whole batch and every column at once. A statistic with too few
 values is NaN: a mean of no values, a spread or slope of fewer than two.
 
-These run on the worker's hot path for every reading, so work that cannot change a result
-is skipped: windows without NaN (the steady state) take shortcuts for what only NaN
-affects (counts, forward filling, the steps of a slope), and the spread behind the MAD
-fallback is computed only when some MAD is 0. Every shortcut gives bit-identical results
-(in any memory layout), so features stay the same whichever batch a reading arrives in:
+These run on the worker's hot path for every reading. Means, spreads and slopes are
+compiled loops (:mod:`models.features.kernels`), one pass per window instead of NumPy
+temporaries of the whole batch. Medians stay with NumPy's partition, which selects faster
+than a compiled quickselect on windows this short; windows without NaN (the steady state)
+take shortcuts for what only NaN affects (counts, forward filling), and the spread behind
+the MAD fallback is computed only when some MAD is 0. Every path gives the same bits in
+any memory layout, so features stay the same whichever batch a reading arrives in:
 training and the worker agree exactly.
 """
 
@@ -20,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.base import FloatArray
+from models.features import kernels
 
 TimeArray = npt.NDArray[np.datetime64]
 
@@ -59,13 +62,7 @@ def valid_count(valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
 
 def mean_std(segment: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Mean and population standard deviation along axis 1."""
-    valid = ~np.isnan(segment)
-    count = valid_count(valid)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(valid, segment, 0.0).sum(axis=1) / count
-        squares = np.where(valid, (segment - np.expand_dims(mean, 1)) ** 2, 0.0).sum(axis=1)
-        std = np.where(count >= 2, np.sqrt(squares / count), np.nan)
-    return mean, std
+    return kernels.mean_std(segment)
 
 
 def nan_median(segment: FloatArray) -> FloatArray:
@@ -113,24 +110,7 @@ def floored(scale: FloatArray, center: FloatArray) -> FloatArray:
 
 def slope(segment: FloatArray) -> FloatArray:
     """Least-squares slope per step along axis 1."""
-    valid = ~np.isnan(segment)
-    length = segment.shape[1]
-    steps = np.arange(length).reshape(1, -1, 1)
-    count = valid_count(valid)
-    # Without gaps every slice has the same steps: their sum is exact (integers) and the
-    # spread of the steps is the same for every slice, so one slice computes it.
-    complete = bool(valid.all())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if complete:
-            t_mean = np.full(count.shape, length * (length - 1) // 2) / count
-        else:
-            t_mean = np.where(valid, steps, 0).sum(axis=1) / count
-        x_mean = np.where(valid, segment, 0.0).sum(axis=1) / count
-        dt = np.where(valid, steps - np.expand_dims(t_mean, 1), 0.0)
-        dx = np.where(valid, segment - np.expand_dims(x_mean, 1), 0.0)
-        spread = dt[:1] if complete else dt
-        result = (dt * dx).sum(axis=1) / (spread * spread).sum(axis=1)
-    return np.where(count >= 2, result, np.nan)
+    return kernels.slope(segment)
 
 
 def zscore(deviation: FloatArray, scale: FloatArray) -> FloatArray:

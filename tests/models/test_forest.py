@@ -156,10 +156,12 @@ def test_a_loaded_forest_is_laid_out_before_its_first_batch(
         assert isinstance(loaded._scorer, IsolationScorer | ProbaScorer)
 
 
-def test_precompile_writes_the_walk_to_numba_s_cache(tmp_path: Path) -> None:
-    """What the image build runs: later processes read the compiled walk from the cache."""
+def test_warm_writes_the_compiled_loops_to_numba_s_cache(tmp_path: Path) -> None:
+    """What the image build runs: later processes read the compiled code from the cache."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    code = "from models.treewalk import precompile; precompile()"
+    code = "from models.jit import warm; warm()"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
     assert list(tmp_path.rglob("treewalk._walk-*.nbi")), "no index of the compiled walk"
     assert list(tmp_path.rglob("treewalk._walk-*.nbc")), "no compiled walk"
+    assert list(tmp_path.rglob("kernels._slope-*.nbc")), "no compiled slope"
+    assert list(tmp_path.rglob("kernels._mean_std-*.nbc")), "no compiled mean and spread"

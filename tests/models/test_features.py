@@ -26,6 +26,7 @@ from models.features import (
     reading_vector,
     spec_from_dict,
     spec_from_metadata,
+    stats,
     utc_naive,
 )
 from models.features.sensor import SENSOR_FEATURES
@@ -337,3 +338,14 @@ def test_infer_step_seconds_uses_the_median_spacing_within_entities() -> None:
     frame = pd.concat([frame, frame.assign(entity_id="b")])
     assert infer_step_seconds(frame, "entity_id") == 5400.0  # median of 1 h, 2 h, 1 h, 2 h
     assert np.isnan(infer_step_seconds(frame.iloc[:1], "entity_id"))
+
+
+@pytest.mark.parametrize("shape", [(20, 5, 1), (20, 1, 5), (20, 47, 5), (20, 48)])
+def test_medians_leave_the_windows_they_read_as_they_were(shape: tuple[int, ...]) -> None:
+    """The medians partition a copy: a caller's windows (crz reads the rz block, already
+    contiguous) keep their order."""
+    windows = np.random.default_rng(2).normal(size=shape)
+    before = windows.copy()
+    stats.nan_median(windows)
+    stats.median_mad(windows)
+    np.testing.assert_array_equal(windows, before)

@@ -1,6 +1,7 @@
-"""Defaults of the worker's bounds on what it accepts and what it keeps in memory.
+"""Defaults of the worker's bounds: what it accepts, what it keeps, the threads it scores on.
 
-One place for the settings and the modules that enforce them (intake, state) to read.
+One place for the settings and the modules that enforce them (intake, state, pipeline) to
+read.
 """
 
 from __future__ import annotations
@@ -13,3 +14,7 @@ from typing import Final
 DEFAULT_MAX_FUTURE_S: Final = 3600.0
 # Entities of one stream held in state (WORKER_MAX_ENTITIES).
 DEFAULT_MAX_ENTITIES: Final = 200_000
+# Threads that score a batch (WORKER_SCORING_THREADS): with two, the maintenance model
+# scores on a helper thread while the caller scores the anomaly model; their compiled
+# parts (features, forest walks) release the GIL, so the two overlap.
+DEFAULT_SCORING_THREADS: Final = 2

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from events.dlq import KafkaMessage
@@ -33,7 +34,7 @@ from worker.deadletters import DeadLetters
 from worker.demand import DemandStream
 from worker.emit import Emitter
 from worker.intake import Intake
-from worker.limits import DEFAULT_MAX_ENTITIES, DEFAULT_MAX_FUTURE_S
+from worker.limits import DEFAULT_MAX_ENTITIES, DEFAULT_MAX_FUTURE_S, DEFAULT_SCORING_THREADS
 from worker.records import BatchResult
 from worker.routes import STREAMS, ModelRoutes, StreamKind, StreamTopics
 from worker.sensors import SensorStream
@@ -57,11 +58,15 @@ class ScoringPipeline:
         clock: Callable[[], float] = time.monotonic,
         max_future_s: float = DEFAULT_MAX_FUTURE_S,
         max_entities: int = DEFAULT_MAX_ENTITIES,
+        scoring_threads: int = DEFAULT_SCORING_THREADS,
     ) -> None:
         self.streams = streams or StreamTopics()
         self.serving = Serving(store, cache, routes or ModelRoutes(), clock)
         emitter = Emitter(self.streams)
-        self.sensor = SensorStream(self.serving, emitter, max_entities)
+        helper = None
+        if scoring_threads > 1:
+            helper = ThreadPoolExecutor(scoring_threads - 1, thread_name_prefix="scoring")
+        self.sensor = SensorStream(self.serving, emitter, max_entities, helper)
         self.demand = DemandStream(self.serving, emitter, max_entities)
         self._intake = Intake(self.streams, max_future_s)
         jit.warm()  # compiled features and forests, before the first batch
@@ -144,4 +149,5 @@ def scoring_pipeline(
         streams=streams,
         max_future_s=settings.max_future_s,
         max_entities=settings.max_entities,
+        scoring_threads=settings.scoring_threads,
     )

@@ -4,7 +4,8 @@
 the feature rows with the spec (the code training used) and calls the model once. A model
 that raises is logged once for the group and reported as None, so the caller serves a
 fallback and no reading is lost. Time in the model call and the version used are booked
-on the batch result for the runtime's metrics.
+on the batch result for the runtime's metrics. :meth:`Scorer.submit` runs the same on the
+pipeline's helper thread, when it has one, so that model scores while the caller goes on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from typing import Any, Protocol, runtime_checkable
 
 from models.base import FloatArray, Scores
@@ -35,8 +37,20 @@ class GapFiller(Protocol):
 class Scorer:
     """Runs served models for one batch and books their time and versions."""
 
-    def __init__(self, result: BatchResult) -> None:
+    def __init__(self, result: BatchResult, helper: Executor | None = None) -> None:
         self.result = result
+        self.helper = helper
+
+    def submit(
+        self, served: Served, snapshot: Snapshot, readings: Readings[Any], rows: Sequence[int]
+    ) -> Future[Scores | None]:
+        """:meth:`run` on the helper thread (at once, without one); ``result()`` gives its
+        scores. The caller must take the result before the batch ends."""
+        if self.helper is not None:
+            return self.helper.submit(self.run, served, snapshot, readings, rows)
+        done: Future[Scores | None] = Future()
+        done.set_result(self.run(served, snapshot, readings, rows))
+        return done
 
     def run(
         self,

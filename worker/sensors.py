@@ -70,9 +70,14 @@ class SensorStream(Stream[SensorReading, SensorPlan]):
         kinds = self.routes.machine_kinds
         machines = [i for i, m in enumerate(batch.messages) if m.kind in kinds]
         if machines:
-            self._anomalies(plan.anomaly, machines, batch, snapshot, scorer, out)
+            # maintenance scores on the helper thread (if any) while anomalies score here;
+            # outputs are still emitted in the same order
+            maintenance = None
             if plan.maintenance is not None:
-                scores = scorer.run(plan.maintenance, snapshot, batch, machines)
+                maintenance = scorer.submit(plan.maintenance, snapshot, batch, machines)
+            self._anomalies(plan.anomaly, machines, batch, snapshot, scorer, out)
+            if plan.maintenance is not None and maintenance is not None:
+                scores = maintenance.result()
                 if scores is not None:
                     self.emitter.risks(out, batch, machines, plan.maintenance, scores)
                 shadow = self._shadow(plan.maintenance, snapshot, batch, machines, scorer)

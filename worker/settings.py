@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from events import topics
 from events.settings import KafkaSettings
 from models.store import default_store
-from worker.limits import DEFAULT_MAX_ENTITIES, DEFAULT_MAX_FUTURE_S
+from worker.limits import DEFAULT_MAX_ENTITIES, DEFAULT_MAX_FUTURE_S, DEFAULT_SCORING_THREADS
 from worker.routes import StreamKind
 
 if TYPE_CHECKING:
@@ -137,6 +137,15 @@ class WorkerSettings(BaseSettings):
         "those whose latest reading is oldest are dropped (state_evicted_total) and start "
         "again with an empty window if they come back: a producer sending ever new entity "
         "ids cannot exhaust the worker's memory.",
+    )
+    scoring_threads: int = Field(
+        DEFAULT_SCORING_THREADS,
+        ge=1,
+        le=2,
+        description="Threads that score a batch: with 2 the maintenance model scores on a "
+        "helper thread while the anomaly model scores on the main one (their compiled "
+        "features and forest walks release the GIL, so they overlap on two cores); 1 "
+        "scores them one after the other, on one core.",
     )
 
     # Models.

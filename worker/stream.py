@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from concurrent.futures import Executor
 from typing import ClassVar, Generic, TypeVar
 
 from events.dlq import PROCESSING_REASON
@@ -39,10 +40,15 @@ class Stream(ABC, Generic[R, P]):
     kind: ClassVar[StreamKind]
 
     def __init__(
-        self, serving: Serving, emitter: Emitter, max_entities: int = DEFAULT_MAX_ENTITIES
+        self,
+        serving: Serving,
+        emitter: Emitter,
+        max_entities: int = DEFAULT_MAX_ENTITIES,
+        helper: Executor | None = None,
     ) -> None:
         self.serving = serving
         self.emitter = emitter
+        self.helper = helper  # a thread for models that can score beside the caller
         self.routes: ModelRoutes = serving.routes
         evicted = metrics.STATE_EVICTED.labels(self.kind)
         self.state = StreamState(serving.needed(self.kind), max_entities, on_evict=evicted.inc)
@@ -73,7 +79,7 @@ class Stream(ABC, Generic[R, P]):
             return
         batch = readings.take(accepted)
         out = Outbox(result.records)
-        self.score(plan, batch, snapshot, Scorer(result), out)
+        self.score(plan, batch, snapshot, Scorer(result, self.helper), out)
         for row, error in out.failed.items():
             dead.refuse(batch.sources[row], error, PROCESSING_REASON)
         if out.dropped:

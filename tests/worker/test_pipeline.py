@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from events.ids import derive_id
 from models.cache import ModelCache
 from models.features import frame_rows, spec_from_metadata
 from models.frames import ENTITY, PRODUCT, TS
+from models.maintenance import MaintenanceModel
 from models.store import ModelStore
 from worker.errors import UnknownStreamError
 from worker.pipeline import ScoringPipeline, build_pipeline
@@ -399,3 +401,38 @@ def test_record_accessors_match_a_consumed_message() -> None:
         )
     ]
     assert stamps == sorted(stamps)
+
+
+def test_maintenance_scores_on_the_helper_thread_with_the_same_outputs(
+    store_dir: Path, worker_data: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two scoring threads change where the maintenance model runs, not what comes out."""
+    callers: list[str] = []
+    predict = MaintenanceModel.predict_batch
+
+    def recorded(model: MaintenanceModel, features: Any) -> Any:
+        callers.append(threading.current_thread().name)
+        return predict(model, features)
+
+    monkeypatch.setattr(MaintenanceModel, "predict_batch", recorded)
+    records = worker_data.sensor_records() + worker_data.demand_records()
+    outputs, threads = {}, {}
+    for count in (1, 2):
+        callers.clear()
+        store = ModelStore(store_dir)
+        pipeline = ScoringPipeline(
+            store, ModelCache(store, worker_data.CACHE_BYTES), scoring_threads=count
+        )
+        result = worker_data.run(pipeline, records)
+        outputs[count] = [(r.topic, r.key, r.value, r.headers) for r in result.records]
+        threads[count] = set(callers)
+    assert outputs[1] == outputs[2]  # the same records, in the same order
+    assert threads[1] == {threading.main_thread().name}
+    assert threads[2] and all(name.startswith("scoring") for name in threads[2])
+    one = build_pipeline(
+        WorkerSettings(model_store=store_dir, scoring_threads=1),
+        ModelCache(ModelStore(store_dir), worker_data.CACHE_BYTES),
+    )
+    assert one.sensor.helper is None
+    with pytest.raises(ValueError, match="scoring_threads"):
+        WorkerSettings(scoring_threads=3)

@@ -165,3 +165,29 @@ def test_warm_writes_the_compiled_loops_to_numba_s_cache(tmp_path: Path) -> None
     assert list(tmp_path.rglob("treewalk._walk-*.nbc")), "no compiled walk"
     assert list(tmp_path.rglob("kernels._slope-*.nbc")), "no compiled slope"
     assert list(tmp_path.rglob("kernels._mean_std-*.nbc")), "no compiled mean and spread"
+
+
+def test_values_next_to_a_threshold_go_where_scikit_learn_sends_them(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Thresholds are float64 and inputs float32: the float32 values on either side of
+    every threshold take scikit-learn's branch (the stored thresholds are rounded down)."""
+    x, y = data
+    forest = RandomForestClassifier(n_estimators=4, max_depth=6, random_state=0).fit(x, y)
+    rows = []
+    for estimator in forest.estimators_:
+        tree = estimator.tree_
+        for node in np.flatnonzero(tree.children_left >= 0):
+            near = np.float32(tree.threshold[node])
+            for value in (
+                np.nextafter(near, np.float32(-np.inf)),
+                near,
+                np.nextafter(near, np.float32(np.inf)),
+            ):
+                row = x[node % len(x)].astype(np.float32)
+                row[tree.feature[node]] = value
+                rows.append(row)
+    probe = np.asarray(rows, dtype=np.float32)
+    np.testing.assert_array_equal(
+        ProbaScorer(forest).predict_proba(probe), forest.predict_proba(probe)
+    )

@@ -81,8 +81,9 @@ class IsolationScorer:
     def decision_function(self, matrix: FloatArray) -> FloatArray:
         """Negative for outliers, positive for inliers (scikit-learn's convention)."""
         depths = self._table.sum_leaves(_tree_input(matrix))[:, 0]
-        if self._denominator == 0:  # a forest fitted on one sample scores every row 1
-            scores = np.ones_like(depths)
+        if self._denominator == 0:
+            # fitted on one sample: scikit-learn takes the normalised depth as 1, so 2**-1
+            scores = np.full_like(depths, 0.5)
         else:
             scores = 2.0 ** (-(depths / self._denominator))
         result: FloatArray = -scores - self._offset

@@ -102,6 +102,8 @@ class NodeTable:
             roots.append(base)
             depths.append(int(tree.max_depth))
             base += count
+        if 2 * base > np.iinfo(np.int32).max:
+            raise ValueError(f"a forest of {base:,} nodes is too large for 32-bit node indices")
         return cls(
             feature=np.concatenate(parts["f"]).astype(np.int32),
             threshold=float32_at_most(np.concatenate(parts["t"])),

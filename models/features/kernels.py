@@ -6,8 +6,10 @@ replaces NumPy's half-dozen temporaries of the whole batch, which is what the wo
 for on every reading.
 
 The arithmetic is written out in the order NumPy's reductions along the window axis use
-(sum from the first value on), so training and serving, which both call these, agree bit
-for bit whatever the batch. Division by zero gives NaN or inf as NumPy does
+for two or more columns (sum from the first value on), so those results are the ones the
+NumPy code gave; with one column (demand's quantities) NumPy summed pairwise and the
+values may differ from its by about 1e-12 relative. Training and serving both call these,
+so they agree bit for bit whatever the batch. Division by zero gives NaN or inf as NumPy does
 (``error_model="numpy"``); callers mask those where a statistic has too few values.
 """
 
@@ -91,6 +93,9 @@ def slope(segment: FloatArray) -> FloatArray:
 def warm() -> None:
     """Compile the kernels (or read them from numba's cache) now, once per process: a
     worker calls this while it starts, not in its first batch."""
-    window = np.zeros((1, 2, 1))
-    mean_std(window)
-    slope(window)
+    window = np.zeros((2, 3, 2))  # two windows: a slice of one would still be contiguous
+    # numba compiles once per memory layout: the features pass contiguous windows and
+    # slices of them (``x[:, -r:, :]``)
+    for laid_out in (window, window[:, 1:, :]):
+        mean_std(laid_out)
+        slope(laid_out)

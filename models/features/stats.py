@@ -90,8 +90,10 @@ def median_mad(segment: FloatArray) -> tuple[FloatArray, FloatArray]:
         center = _middle(values)
         # the deviations overwrite the values: the median needs no particular order
         np.abs(np.subtract(values, center[..., np.newaxis], out=values), out=values)
-        return center, MAD_TO_SIGMA * _middle(values)
-    center = nan_median(segment)
+        if not np.isnan(values).any():  # inf - inf is NaN: the NaN-aware median below
+            return center, MAD_TO_SIGMA * _middle(values)
+    else:
+        center = nan_median(segment)
     mad = nan_median(np.abs(segment - np.expand_dims(center, 1)))
     return center, MAD_TO_SIGMA * mad
 

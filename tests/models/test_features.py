@@ -349,3 +349,11 @@ def test_medians_leave_the_windows_they_read_as_they_were(shape: tuple[int, ...]
     stats.nan_median(windows)
     stats.median_mad(windows)
     np.testing.assert_array_equal(windows, before)
+
+
+def test_a_window_of_infinities_keeps_an_infinite_spread() -> None:
+    """inf - inf is NaN: the MAD of deviations from an infinite median skips them."""
+    window = np.array([np.inf, np.inf, np.inf, 1.0, 2.0]).reshape(1, 5, 1)
+    with np.errstate(invalid="ignore"):
+        center, sigma = stats.median_mad(window)
+    assert center.tolist() == [[np.inf]] and sigma.tolist() == [[np.inf]]

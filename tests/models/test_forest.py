@@ -32,6 +32,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
         {"max_features": 0.5},  # every tree reads its own feature subset
         {"contamination": 0.05},
         {"max_samples": 2},  # tiny trees: leaves of one or two samples
+        {"max_samples": 1},  # single leaves: scikit-learn takes the normalised depth as 1
     ],
 )
 def test_isolation_scores_equal_scikit_learn(

@@ -55,3 +55,31 @@ def test_a_window_s_statistics_do_not_depend_on_its_batch_or_layout(
         alone = windows[b : b + 1].copy()
         for stat, single in zip(batch, (*mean_std(alone), slope(alone)), strict=True):
             np.testing.assert_array_equal(stat[b : b + 1], single)
+
+
+def test_warming_compiles_every_layout_the_features_pass() -> None:
+    """After ``jit.warm`` a worker's first batch compiles nothing (numba compiles once per
+    argument layout: whole windows and slices of them)."""
+    code = """
+import json
+import numpy as np
+from models import jit
+from models.features import kernels
+from models.features.sensor import SENSOR_FEATURES, SensorSpec
+jit.warm()
+compiled = lambda: [len(f.signatures) for f in (kernels._mean_std, kernels._slope)]
+before = compiled()
+x = np.random.default_rng(0).normal(size=(4, 48, 3))
+ts = np.full(4, np.datetime64("2025-01-01T00:00", "ns"))
+SensorSpec(("a", "b", "c"), 48, features=SENSOR_FEATURES).rows(x, ts, ["m"] * 4)
+print(json.dumps([before, compiled()]))
+"""
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    before, after = json.loads(run.stdout.strip().splitlines()[-1])
+    assert after == before, f"the first batch compiled {after} signatures, warm-up {before}"

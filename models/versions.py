@@ -33,6 +33,7 @@ METADATA_FORMAT = 1
 # Frameworks recorded in every version (read from package metadata; nothing is imported).
 FRAMEWORKS: dict[str, tuple[str, ...]] = {
     "numpy": ("numpy",),
+    "numba": ("numba",),  # compiles the feature statistics and the forest walk
     "pandas": ("pandas",),
     "scikit-learn": ("scikit-learn",),
     "catboost": ("catboost",),

@@ -134,7 +134,7 @@ def test_register_records_metadata_and_checksums(registry: Registry) -> None:
     assert meta["features"] == FEATURES
     assert meta["params"] == {"alpha": 0.5}
     assert meta["metrics"] == report.metrics
-    assert {"python", "numpy", "scikit-learn"} <= set(meta["frameworks"])
+    assert {"python", "numpy", "numba", "scikit-learn"} <= set(meta["frameworks"])
     assert meta["model_metadata"]["family"] == "linear"
     for name in ("weights.json", "params.json"):
         digest = hashlib.sha256((info.path / name).read_bytes()).hexdigest()

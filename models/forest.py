@@ -73,8 +73,7 @@ class IsolationScorer:
             depth = tree.compute_node_depths() + average_path_length(tree.n_node_samples) - 1.0
             columns = None if len(features) == forest.n_features_in_ else np.asarray(features)
             trees.append((tree, columns, depth))
-        self._table = NodeTable.of(trees)
-        self._table.warm(int(forest.n_features_in_))
+        self._table = NodeTable.of(trees, int(forest.n_features_in_))
         self._denominator = len(trees) * float(average_path_length(forest.max_samples_))
         self._offset = float(forest.offset_)
 
@@ -96,9 +95,9 @@ class ProbaScorer:
     def __init__(self, forest: Any) -> None:
         classes = int(forest.n_classes_)
         self._table = NodeTable.of(
-            [(e.tree_, None, e.tree_.value[:, 0, :classes]) for e in forest.estimators_]
+            [(e.tree_, None, e.tree_.value[:, 0, :classes]) for e in forest.estimators_],
+            int(forest.n_features_in_),
         )
-        self._table.warm(int(forest.n_features_in_))
         self._trees = len(forest.estimators_)
 
     def predict_proba(self, matrix: FloatArray) -> FloatArray:

@@ -80,8 +80,9 @@ class NodeTable:
     depths: npt.NDArray[np.int64]  # steps from a root to its deepest leaf
 
     @classmethod
-    def of(cls, trees: Sequence[Tree]) -> NodeTable:
-        """Lay out ``trees`` (scikit-learn ``Tree`` objects with their per-node values)."""
+    def of(cls, trees: Sequence[Tree], features: int) -> NodeTable:
+        """Lay out ``trees`` (scikit-learn ``Tree`` objects with their per-node values) of a
+        forest reading ``features`` columns, and have the walk compiled (:meth:`warm`)."""
         parts: dict[str, list[Any]] = {name: [] for name in ("f", "t", "m", "c", "v")}
         roots, depths, base = [], [], 0
         for tree, columns, value in trees:
@@ -104,7 +105,7 @@ class NodeTable:
             base += count
         if 2 * base > np.iinfo(np.int32).max:
             raise ValueError(f"a forest of {base:,} nodes is too large for 32-bit node indices")
-        return cls(
+        table = cls(
             feature=np.concatenate(parts["f"]).astype(np.int32),
             threshold=float32_at_most(np.concatenate(parts["t"])),
             missing_left=np.concatenate(parts["m"]).astype(np.uint8),
@@ -113,6 +114,8 @@ class NodeTable:
             roots=np.asarray(roots, dtype=np.int64),
             depths=np.asarray(depths, dtype=np.int64),
         )
+        table.warm(features)
+        return table
 
     def warm(self, columns: int) -> None:
         """Score one row of ``columns`` zeros: the walk is compiled (or read from numba's

@@ -23,7 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from models.base import FloatArray
-from models.features import kernels
+
+# the compiled statistics, exported from here beside the NumPy ones
+from models.features.kernels import mean_std as mean_std
+from models.features.kernels import slope as slope
 
 TimeArray = npt.NDArray[np.datetime64]
 
@@ -59,11 +62,6 @@ def valid_count(valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
         count.fill(valid.shape[1])
         return count
     return np.asarray(valid.sum(axis=1), dtype=np.intp)
-
-
-def mean_std(segment: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Mean and population standard deviation along axis 1."""
-    return kernels.mean_std(segment)
 
 
 def nan_median(segment: FloatArray) -> FloatArray:
@@ -133,11 +131,6 @@ def robust_scale(segment: FloatArray) -> tuple[FloatArray, FloatArray]:
 def floored(scale: FloatArray, center: FloatArray) -> FloatArray:
     """``scale`` raised to a tiny fraction of the level ``center`` (NaN stays NaN)."""
     return np.maximum(scale, SCALE_FLOOR * (np.abs(center) + 1.0))
-
-
-def slope(segment: FloatArray) -> FloatArray:
-    """Least-squares slope per step along axis 1."""
-    return kernels.slope(segment)
 
 
 def zscore(deviation: FloatArray, scale: FloatArray) -> FloatArray:

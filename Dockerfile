@@ -26,12 +26,13 @@ COPY worker ./worker
 COPY monitor ./monitor
 COPY trainer ./trainer
 COPY broker ./broker
-# The compiled loops (models/jit.py: forest walk, feature statistics) go into numba's cache
-# here, not into every container's first process. numba needs a writable cache directory
-# (it refuses to import otherwise): this one is writable by any user the container runs as;
-# with a read-only root file system, point NUMBA_CACHE_DIR at a writable volume.
+# The compiled loops (models/jit.py: forest walk, feature statistics; worker/rings.py: state
+# pushes) go into numba's cache here, not into every container's first process. numba needs
+# a writable cache directory (it refuses to import otherwise): this one is writable by any
+# user the container runs as; with a read-only root file system, point NUMBA_CACHE_DIR at a
+# writable volume.
 RUN pip install --no-deps . \
-    && (cd / && python -c "from models.jit import warm; warm()") \
+    && (cd / && python -c "from models import jit; from worker import rings; jit.warm(); rings.warm()") \
     && useradd --system --uid 10001 driftline \
     && mkdir -p "$MODEL_STORE" && chown driftline "$MODEL_STORE" \
     && chmod -R a+rwX "$NUMBA_CACHE_DIR"

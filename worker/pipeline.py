@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from events.dlq import KafkaMessage
 from models import jit
 from models.store import ModelStore
+from worker import rings
 from worker.deadletters import DeadLetters
 from worker.demand import DemandStream
 from worker.emit import Emitter
@@ -70,6 +71,7 @@ class ScoringPipeline:
         self.demand = DemandStream(self.serving, emitter, max_entities)
         self._intake = Intake(self.streams, max_future_s)
         jit.warm()  # compiled features and forests, before the first batch
+        rings.warm()
 
     def process(self, messages: Sequence[KafkaMessage]) -> BatchResult:
         """Outputs of one consumed batch; bad records become DLQ records, never errors."""

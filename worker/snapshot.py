@@ -11,7 +11,7 @@ work is one gather per layout, never one per reading.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -30,37 +30,6 @@ class Group:
     names: tuple[str, ...]
     index: Mapping[str, int]
     windows: FloatArray  # [readings, length, len(names)]
-
-
-@dataclass
-class SnapshotBuilder:
-    """Collects the windows of a batch reading by reading, then stacks them per layout."""
-
-    length: int
-    _rows: dict[tuple[str, ...], list[FloatArray]] = field(default_factory=dict)
-    _group_of: list[int] = field(default_factory=list)
-    _position: list[int] = field(default_factory=list)
-    _order: dict[tuple[str, ...], int] = field(default_factory=dict)
-
-    def add(self, names: tuple[str, ...], window: FloatArray) -> None:
-        """The window ``[length, len(names)]`` of the next accepted reading."""
-        number = self._order.setdefault(names, len(self._order))
-        stacked = self._rows.setdefault(names, [])
-        self._group_of.append(number)
-        self._position.append(len(stacked))
-        stacked.append(window)
-
-    def build(self) -> Snapshot:
-        groups = [
-            Group(names, {n: i for i, n in enumerate(names)}, np.stack(self._rows[names]))
-            for names in self._order
-        ]
-        return Snapshot(
-            self.length,
-            groups,
-            np.asarray(self._group_of, dtype=np.int64),
-            np.asarray(self._position, dtype=np.int64),
-        )
 
 
 class Snapshot:

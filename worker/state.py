@@ -1,4 +1,4 @@
-"""Per-entity state of one stream: a ring buffer (``EntityWindow``) of each entity's readings.
+"""Per-entity state of one stream: a ring buffer of each entity's readings.
 
 Every entity keeps the last ``length`` readings of the metrics it reports (its *layout*).
 ``length`` is the longest window any served spec needs (``spec.history_needed``), at least
@@ -7,10 +7,13 @@ union of the served specs' inputs, costs little (an entity reports a handful of 
 and means that neither a newly promoted model using another metric nor the fallbacks
 (robust z-score over every metric, last-value gap filling) ever need a rebuild.
 
-Readings are pushed in batch order; each accepted reading's window is taken right after its
-push, so a model gets exactly the windows ``models.features.frame_rows`` cuts from the same
-history in training. A reading not newer than its entity's last one (a replay, an
-out-of-order record) changes nothing and is reported as not accepted.
+The entities of one layout share one :class:`~worker.rings.Rings` array, a slot each. A
+batch is walked once in Python to find each reading's entity and refuse what is stale;
+the pushes themselves, and the window of each accepted reading taken right after its push,
+run as one compiled loop per layout. So a model gets exactly the windows
+``models.features.frame_rows`` cuts from the same history in training. A reading not newer
+than its entity's last one (a replay, an out-of-order record) changes nothing and is
+reported as not accepted.
 
 The number of entities is bounded (``max_entities``): a producer that sends ever new
 entity ids (a bug, a misconfigured key) must not grow the worker until it is killed for
@@ -22,10 +25,11 @@ to the margin of where a batch or a warm-up chunk ends (the bound is applied aft
 A dropped entity that comes back starts with an empty window, like a new one;
 ``on_evict`` is told how many went.
 
-When ``length`` grows (a hot swap brings a spec with a longer window), each entity's buffer
-is lengthened on its next reading, keeping what it holds; its older readings are gone, so
-the runtime reads history back again (``forget`` then ``warm``) when ``history_needed``
-grows, which restores windows as deep as the new spec needs.
+When ``length`` grows (a hot swap brings a spec with a longer window), every ring is
+lengthened at once, keeping what it holds; its older readings are gone, so the runtime
+reads history back again (``forget`` then ``warm``) when ``history_needed`` grows, which
+restores windows as deep as the new spec needs. An entity that reports a new metric moves
+to the rings of its new layout, its held readings with it (NaN in the new column).
 """
 
 from __future__ import annotations
@@ -38,9 +42,9 @@ from typing import Final
 import numpy as np
 
 from models.base import FloatArray
-from models.features import EntityWindow
 from worker.limits import DEFAULT_MAX_ENTITIES
-from worker.snapshot import Snapshot, SnapshotBuilder
+from worker.rings import Rings
+from worker.snapshot import Group, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +63,24 @@ class Layout:
 
     names: tuple[str, ...]
     known: frozenset[str]  # names plus any dropped beyond MAX_ENTITY_METRICS
+    index: Mapping[str, int] = field(init=False)  # name -> column
 
-    def vector(self, values: Values) -> list[float]:
-        """One reading's values in column order; absent or null metrics are NaN."""
-        return [np.nan if (v := values.get(name)) is None else v for name in self.names]
+    def __post_init__(self) -> None:
+        self.index = {name: i for i, name in enumerate(self.names)}
+
+    def row(self, values: Values) -> list[float | None]:
+        """One reading's values in column order (None where absent or null: NaN in rings)."""
+        return [values.get(name) for name in self.names]
 
 
-@dataclass(eq=False)
 class _Entity:
-    window: EntityWindow
-    layout: Layout
-    length: int
-    where: Where
+    __slots__ = ("last_ns", "layout", "slot", "where")
+
+    def __init__(self, layout: Layout, slot: int, where: Where) -> None:
+        self.layout = layout
+        self.slot = slot
+        self.where = where
+        self.last_ns: int | None = None  # newest reading held; older ones are refused
 
 
 @dataclass
@@ -79,9 +89,10 @@ class StreamState:
 
     length: int
     max_entities: int = DEFAULT_MAX_ENTITIES
+    on_evict: Callable[[int], None] | None = None  # told how many entities were dropped
     _entities: dict[str, _Entity] = field(default_factory=dict)
     _layouts: dict[tuple[tuple[str, ...], frozenset[str]], Layout] = field(default_factory=dict)
-    on_evict: Callable[[int], None] | None = None  # told how many entities were dropped
+    _rings: dict[Layout, Rings] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.length < 2:
@@ -98,6 +109,8 @@ class StreamState:
             return False
         log.info("per-entity state grows from %d to %d readings", self.length, length)
         self.length = length
+        for rings in self._rings.values():
+            rings.lengthen(length)
         return True
 
     def push_batch(
@@ -108,15 +121,11 @@ class StreamState:
         wheres: Sequence[Where],
     ) -> tuple[list[int], Snapshot]:
         """Push readings in order; the positions accepted and their windows."""
-        accepted: list[int] = []
-        builder = SnapshotBuilder(self.length)
-        for i, entity in enumerate(entities):
-            entry = self._push(entity, values[i], stamps_ns[i], wheres[i])
-            if entry is not None:
-                builder.add(entry.layout.names, entry.window.window())
-                accepted.append(i)
+        pushes = _Pushes(self._rings, windows=True)
+        accepted = self._push(pushes, entities, values, stamps_ns, wheres)
+        snapshot = pushes.snapshot(self.length)
         self._bound()
-        return accepted, builder.build()
+        return accepted, snapshot
 
     def warm(
         self,
@@ -126,9 +135,9 @@ class StreamState:
         wheres: Sequence[Where],
     ) -> int:
         """Push history read back from Kafka (no windows taken); how many were new."""
-        pushed = 0
-        for i, entity in enumerate(entities):
-            pushed += self._push(entity, values[i], stamps_ns[i], wheres[i]) is not None
+        pushes = _Pushes(self._rings, windows=False)
+        pushed = len(self._push(pushes, entities, values, stamps_ns, wheres))
+        pushes.flush()
         self._bound()
         return pushed
 
@@ -137,28 +146,45 @@ class StreamState:
         wanted = set(partitions)
         dropped = [e for e, entry in self._entities.items() if entry.where in wanted]
         for entity in dropped:
-            del self._entities[entity]
+            self._drop(entity)
         return len(dropped)
 
     def window(self, entity: str) -> tuple[tuple[str, ...], FloatArray] | None:
         """An entity's metric names and its ``[length, metrics]`` window (None if unknown)."""
         entry = self._entities.get(entity)
-        return None if entry is None else (entry.layout.names, entry.window.window())
-
-    def _push(self, entity: str, values: Values, ns: int, where: Where) -> _Entity | None:
-        entry = self._entities.get(entity)
         if entry is None:
-            entry = self._entities[entity] = self._create(values, where)
-        else:
-            last = entry.window.last_ns
-            if last is not None and ns <= last:
-                # refused, and changes nothing: not even the partition the entity is on
-                # (a replayed or older record on another partition must not move it there)
-                return None
-            if entry.length < self.length or not entry.layout.known.issuperset(values):
-                self._regrow(entry, values)
-            entry.where = where
-        return entry if entry.window.push(entry.layout.vector(values), ns) else None
+            return None
+        return entry.layout.names, self._rings[entry.layout].window(entry.slot)
+
+    def _push(
+        self,
+        pushes: _Pushes,
+        entities: Sequence[str],
+        values: Sequence[Values],
+        stamps_ns: Sequence[int],
+        wheres: Sequence[Where],
+    ) -> list[int]:
+        """Queue every new reading's push in order; the positions accepted."""
+        accepted: list[int] = []
+        known = self._entities
+        for i, entity in enumerate(entities):
+            entry, reading = known.get(entity), values[i]
+            if entry is None:
+                entry = known[entity] = self._create(reading, wheres[i])
+            else:
+                last = entry.last_ns
+                if last is not None and stamps_ns[i] <= last:
+                    # refused, and changes nothing: not even the partition the entity is on
+                    # (a replayed or older record on another partition must not move it there)
+                    continue
+                if not entry.layout.known.issuperset(reading):
+                    pushes.flush()  # its earlier readings land in the rings it leaves
+                    self._regrow(entry, reading)
+                entry.where = wheres[i]
+            entry.last_ns = stamps_ns[i]
+            pushes.add(entry, reading)
+            accepted.append(i)
+        return accepted
 
     def _bound(self) -> None:
         """Drop the entities with the oldest latest readings once there are too many."""
@@ -168,12 +194,12 @@ class StreamState:
         count = excess + self.max_entities // 20
         names = list(self._entities)
         latest = np.fromiter(
-            (entry.window.last_ns or 0 for entry in self._entities.values()),
+            (entry.last_ns or 0 for entry in self._entities.values()),
             dtype=np.int64,
             count=len(names),
         )
         for index in np.argpartition(latest, count - 1)[:count].tolist():
-            del self._entities[names[index]]
+            self._drop(names[index])
         if self.on_evict is not None:
             self.on_evict(count)
         log.warning(
@@ -184,7 +210,23 @@ class StreamState:
 
     def _create(self, values: Values, where: Where) -> _Entity:
         layout = self._layout((), frozenset(), values)
-        return _Entity(EntityWindow(self.length, len(layout.names)), layout, self.length, where)
+        return _Entity(layout, self._rings_of(layout).allocate(), where)
+
+    def _drop(self, entity: str) -> None:
+        entry = self._entities.pop(entity)
+        self._release(entry.layout, entry.slot)
+
+    def _rings_of(self, layout: Layout) -> Rings:
+        rings = self._rings.get(layout)
+        if rings is None:
+            rings = self._rings[layout] = Rings(self.length, len(layout.names))
+        return rings
+
+    def _release(self, layout: Layout, slot: int) -> None:
+        rings = self._rings[layout]
+        rings.release(slot)
+        if not rings.used:  # no entity of this layout is left
+            del self._rings[layout]
 
     def _layout(self, names: tuple[str, ...], known: frozenset[str], values: Values) -> Layout:
         """The shared layout of ``names`` plus the new metrics of ``values`` (capped)."""
@@ -201,20 +243,75 @@ class StreamState:
         return self._layouts.setdefault((grown, everything), Layout(grown, everything))
 
     def _regrow(self, entry: _Entity, values: Values) -> None:
-        """Lengthen the buffer to ``self.length`` and add new metrics, keeping the readings.
-
-        ``EntityWindow`` keeps only its newest time, so replaying the held rows with times
-        that end exactly at it rebuilds the same buffer: later pushes compare against the
-        same last time.
-        """
+        """Move an entity to the rings of its layout plus the new metrics of ``values``,
+        keeping its readings (NaN in the new columns)."""
         layout = self._layout(entry.layout.names, entry.layout.known, values)
-        fresh = EntityWindow(self.length, len(layout.names))
-        held, last = len(entry.window), entry.window.last_ts
-        if held and last is not None:
-            rows = entry.window.window()[-held:]
-            extra = len(layout.names) - rows.shape[1]
-            rows = np.hstack([rows, np.full((held, extra), np.nan)]) if extra else rows
-            newest = int(last.value)
-            for k, row in enumerate(rows):
-                fresh.push(row, newest - (held - 1 - k))
-        entry.window, entry.layout, entry.length = fresh, layout, self.length
+        rings = self._rings_of(layout)
+        slot = rings.allocate()
+        rings.adopt(slot, self._rings[entry.layout], entry.slot)
+        self._release(entry.layout, entry.slot)
+        entry.layout, entry.slot = layout, slot
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One layout's pushes waiting for the next flush, and the windows taken so far."""
+
+    number: int  # the layout's group in the snapshot
+    slots: list[int] = field(default_factory=list)
+    rows: list[list[float | None]] = field(default_factory=list)
+    windows: list[FloatArray] = field(default_factory=list)
+    taken: int = 0  # readings of this layout so far in the batch
+
+
+class _Pushes:
+    """The pushes of one batch, in order, run as one compiled loop per layout per flush."""
+
+    def __init__(self, rings: Mapping[Layout, Rings], *, windows: bool) -> None:
+        self._rings = rings
+        self._windows = windows
+        self._pending: dict[Layout, _Pending] = {}
+        self._group_of: list[int] = []
+        self._position: list[int] = []
+
+    def add(self, entry: _Entity, values: Values) -> None:
+        layout = entry.layout
+        pending = self._pending.get(layout)
+        if pending is None:
+            pending = self._pending[layout] = _Pending(len(self._pending))
+        pending.slots.append(entry.slot)
+        pending.rows.append(layout.row(values))
+        if self._windows:
+            self._group_of.append(pending.number)
+            self._position.append(pending.taken)
+            pending.taken += 1
+
+    def flush(self) -> None:
+        """Run the pushes queued so far (before an entity leaves its rings, and at the end)."""
+        for layout, pending in self._pending.items():
+            if not pending.slots:
+                continue
+            rings = self._rings[layout]
+            slots = np.array(pending.slots, dtype=np.int64)
+            rows = np.array(pending.rows, dtype=np.float64).reshape(len(slots), rings.width)
+            pending.windows.append(rings.push(slots, rows, self._windows))
+            pending.slots.clear()
+            pending.rows.clear()
+
+    def snapshot(self, length: int) -> Snapshot:
+        """Every accepted reading's window, stacked per layout."""
+        self.flush()
+        groups = [
+            Group(layout.names, layout.index, _stacked(pending.windows))
+            for layout, pending in self._pending.items()
+        ]
+        return Snapshot(
+            length,
+            groups,
+            np.array(self._group_of, dtype=np.int64),
+            np.array(self._position, dtype=np.int64),
+        )
+
+
+def _stacked(parts: list[FloatArray]) -> FloatArray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -245,3 +245,69 @@ def test_the_bound_holds_even_when_one_batch_brings_more_entities() -> None:
     assert dropped == [6] and {e for e in many if state.window(e)} == set(many[:4])
     with pytest.raises(ValueError, match="max_entities"):
         StreamState(3, max_entities=0)
+
+
+class Reference:
+    """What the state should hold, the plain way: every entity's accepted readings."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.held: dict[str, list[Mapping[str, float | None]]] = {}
+        self.names: dict[str, list[str]] = {}
+        self.last: dict[str, int] = {}
+
+    def push(
+        self, entity: str, values: Mapping[str, float | None], stamp: int
+    ) -> tuple[tuple[str, ...], np.ndarray] | None:
+        """The metric names and window right after pushing (None: refused)."""
+        if entity in self.last and stamp <= self.last[entity]:
+            return None
+        self.last[entity] = stamp
+        names = self.names.setdefault(entity, [])
+        names.extend(name for name in values if name not in names)
+        held = self.held.setdefault(entity, [])
+        held.append(values)
+        del held[: -self.length]
+        window = np.full((self.length, len(names)), np.nan)
+        for t, reading in enumerate(held[::-1]):
+            row = [np.nan if reading.get(n) is None else reading[n] for n in names]
+            window[self.length - 1 - t] = row
+        return tuple(names), window
+
+    def grow(self, length: int) -> None:
+        self.length = length
+
+
+def test_batched_pushes_give_the_windows_of_pushing_one_reading_at_a_time() -> None:
+    # entities gaining metrics mid-batch, nulls, stale and replayed readings, more entities
+    # than a layout's first slots, and a longer state halfway: windows as read one by one
+    rng = np.random.default_rng(11)
+    state, reference = StreamState(3), Reference(3)
+    clock = {f"e{i}": 0 for i in range(30)}
+    for batch in range(40):
+        if batch == 20:
+            assert state.require(7)
+            reference.grow(7)
+        entities = [f"e{i}" for i in rng.integers(0, 30, size=60)]
+        values: list[dict[str, float | None]] = []
+        stamps: list[int] = []
+        for entity in entities:
+            metrics = ["a", "b", "c", "d"][: 1 + int(rng.integers(0, 2 + batch // 10))]
+            reading = {m: None if rng.random() < 0.1 else float(rng.normal()) for m in metrics}
+            values.append(dict(reversed(reading.items())) if rng.random() < 0.2 else reading)
+            clock[entity] += int(rng.integers(-1, 3))  # some stale, some replayed
+            stamps.append(ns(clock[entity]))
+        accepted, snapshot = state.push_batch(entities, values, stamps, [("t", 0)] * 60)
+        expected = [
+            reference.push(e, v, s) for e, v, s in zip(entities, values, stamps, strict=True)
+        ]
+        assert accepted == [i for i, pushed in enumerate(expected) if pushed is not None]
+        for row, i in enumerate(accepted):
+            pushed = expected[i]
+            assert pushed is not None
+            names, window = pushed
+            got = snapshot.windows(names, reference.length, [row])[0]
+            np.testing.assert_array_equal(got, window, err_msg=f"batch {batch} reading {i}")
+    for entity, names in reference.names.items():
+        held = state.window(entity)
+        assert held is not None and held[0] == tuple(names)

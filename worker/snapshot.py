@@ -50,25 +50,16 @@ class Snapshot:
         """``[rows, length, len(inputs)]`` windows of ``inputs`` (NaN where never reported).
 
         A ``length`` above the state's holds NaN in front, like a young entity's window.
+        The array is read-only: when one layout reports every input of the rows asked for
+        (the usual case), it may be a view of the snapshot's windows.
         """
         picked = self._rows(rows)
-        out = np.full((picked.shape[0], length, len(inputs)), np.nan)
-        depth = min(length, self.length)
-        steps = np.arange(length - depth, length)
-        for number in np.unique(self._group_of[picked]).tolist():
-            group = self.groups[number]
-            targets = [j for j, name in enumerate(inputs) if name in group.index]
-            if not targets:
-                continue
-            sources = [group.index[inputs[j]] for j in targets]
-            at = np.flatnonzero(self._group_of[picked] == number)
-            block = group.windows[self._position[picked[at]], self.length - depth :][:, :, sources]
-            if at.size == picked.size and len(targets) == len(inputs):
-                # the usual case (one layout reports every input): plain slices, no scatter
-                out[:, length - depth :, :] = block
-            else:
-                columns = np.asarray(targets, dtype=np.int64)
-                out[np.ix_(at, steps, columns)] = block
+        numbers = np.unique(self._group_of[picked]).tolist()
+        if len(numbers) == 1 and all(name in self.groups[numbers[0]].index for name in inputs):
+            out = self._one_layout(self.groups[numbers[0]], inputs, length, picked)
+        else:
+            out = self._scattered(numbers, inputs, length, picked)
+        out.flags.writeable = False
         return out
 
     def metrics(self, rows: Rows | None = None) -> tuple[str, ...]:
@@ -83,6 +74,47 @@ class Snapshot:
         """The latest non-missing value of ``metric`` in each row's window (NaN if none)."""
         window = self.windows((metric,), self.length, rows)
         return forward_fill(window)[:, -1, 0]
+
+    def _one_layout(
+        self, group: Group, inputs: Sequence[str], length: int, picked: IntArray
+    ) -> FloatArray:
+        """Windows of rows whose layout reports every input: slices where they can be."""
+        depth = min(length, self.length)
+        positions = self._position[picked]
+        stacked = group.windows
+        if positions.size == stacked.shape[0] and (positions == np.arange(positions.size)).all():
+            block = stacked[:, self.length - depth :]  # every row of the layout, in order
+        else:
+            block = stacked[positions, self.length - depth :]
+        sources = [group.index[name] for name in inputs]
+        first = sources[0] if sources else 0
+        if sources == list(range(first, first + len(sources))):
+            block = block[:, :, first : first + len(sources)]
+        else:
+            block = block[:, :, sources]
+        if depth == length:
+            return block.view()  # a view: its flags are the caller's, not the snapshot's
+        out = np.full((picked.shape[0], length, len(inputs)), np.nan)
+        out[:, length - depth :, :] = block
+        return out
+
+    def _scattered(
+        self, numbers: list[int], inputs: Sequence[str], length: int, picked: IntArray
+    ) -> FloatArray:
+        """Windows of rows of several layouts, or of layouts missing an input."""
+        out = np.full((picked.shape[0], length, len(inputs)), np.nan)
+        depth = min(length, self.length)
+        steps = np.arange(length - depth, length)
+        for number in numbers:
+            group = self.groups[number]
+            targets = [j for j, name in enumerate(inputs) if name in group.index]
+            if not targets:
+                continue
+            sources = [group.index[inputs[j]] for j in targets]
+            at = np.flatnonzero(self._group_of[picked] == number)
+            block = group.windows[self._position[picked[at]], self.length - depth :][:, :, sources]
+            out[np.ix_(at, steps, np.asarray(targets, dtype=np.int64))] = block
+        return out
 
     def _rows(self, rows: Rows | None) -> IntArray:
         if rows is None:

@@ -311,3 +311,25 @@ def test_batched_pushes_give_the_windows_of_pushing_one_reading_at_a_time() -> N
     for entity, names in reference.names.items():
         held = state.window(entity)
         assert held is not None and held[0] == tuple(names)
+
+
+def test_windows_of_one_layout_pick_columns_rows_and_lengths() -> None:
+    state = StreamState(3)
+    values = [{"x": float(i), "y": -float(i), "z": 10.0 * i} for i in range(5)]
+    entities = ["a", "b", "a", "b", "a"]
+    _, snapshot = state.push_batch(
+        entities, values, [ns(1), ns(1), ns(2), ns(2), ns(3)], [("t", 0)] * 5
+    )
+    nan = np.nan
+    a_last = [[0.0, -0.0, 0.0], [2.0, -2.0, 20.0], [4.0, -4.0, 40.0]]  # row 4, x y z
+    full = snapshot.windows(("x", "y", "z"), 3)
+    np.testing.assert_array_equal(full[4], a_last)
+    np.testing.assert_array_equal(full[1], [[nan] * 3, [nan] * 3, [1.0, -1.0, 10.0]])
+    np.testing.assert_array_equal(snapshot.windows(("y", "z"), 2)[4], [r[1:] for r in a_last[1:]])
+    reordered = snapshot.windows(("z", "x"), 3)[4]
+    np.testing.assert_array_equal(reordered, [[r[2], r[0]] for r in a_last])
+    picked = snapshot.windows(("x",), 5, rows=[4, 1])
+    np.testing.assert_array_equal(picked[:, :, 0], [[nan, nan, 0.0, 2.0, 4.0], [nan] * 4 + [1.0]])
+    with pytest.raises(ValueError, match="read-only"):
+        full[4, 0, 0] = 99.0  # a view of the snapshot: models must not write into it
+    np.testing.assert_array_equal(snapshot.windows(("x", "y", "z"), 3)[4], a_last)

@@ -11,6 +11,7 @@
 * ``refresh``: after a ``model.updates`` swap, serve the named key; True when the state
   must be read back again (``forget`` + ``warm``) because a window grew.
 * ``relist``: once model updates are followed, serve keys first promoted before that.
+* ``close``: stop the helper thread (a second scoring thread); the runtime calls it last.
 
 State only moves forward: a reading is scored once, when it is newer than its entity's
 last one. To score a batch again after its outputs were lost (an aborted transaction),
@@ -64,10 +65,10 @@ class ScoringPipeline:
         self.streams = streams or StreamTopics()
         self.serving = Serving(store, cache, routes or ModelRoutes(), clock)
         emitter = Emitter(self.streams)
-        helper = None
+        self._helper = None
         if scoring_threads > 1:
-            helper = ThreadPoolExecutor(scoring_threads - 1, thread_name_prefix="scoring")
-        self.sensor = SensorStream(self.serving, emitter, max_entities, helper)
+            self._helper = ThreadPoolExecutor(scoring_threads - 1, thread_name_prefix="scoring")
+        self.sensor = SensorStream(self.serving, emitter, max_entities, self._helper)
         self.demand = DemandStream(self.serving, emitter, max_entities)
         self._intake = Intake(self.streams, max_future_s)
         jit.warm()  # compiled features and forests, before the first batch
@@ -122,6 +123,14 @@ class ScoringPipeline:
         True when their windows are longer than the state holds (as for ``refresh``)."""
         self.serving.relist()
         return any(self._short_of_history(stream) for stream in STREAMS)
+
+    def close(self) -> None:
+        """Stop the helper thread once the batch in flight is done; later batches score
+        on the caller's thread alone."""
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
+            self._helper = None
+            self.sensor.helper = None
 
     def _short_of_history(self, stream: StreamKind) -> bool:
         held = self.sensor.state.length if stream == "sensor" else self.demand.state.length

@@ -117,6 +117,7 @@ class Runner:
         # announces them: the pipeline lists the keys again once, when it is positioned.
         self._relist = getattr(pipeline, "relist", None)
         self._relisted = False
+        self._close_pipeline = getattr(pipeline, "close", None)  # its helper thread, if any
         if updates is None:
             health.set_models_ready(True)
 
@@ -206,6 +207,7 @@ class Runner:
             ("consumer close", self.consumer.close),
             ("warm-up reader close", self.reader.close),
             ("updates stop", self.updates.stop if self.updates else None),
+            ("pipeline close", self._close_pipeline),
             ("http stop", self.server.stop if self.server else None),
         )
         unacknowledged: OffsetError | None = None

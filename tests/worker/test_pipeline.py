@@ -436,3 +436,19 @@ def test_maintenance_scores_on_the_helper_thread_with_the_same_outputs(
     assert one.sensor.helper is None
     with pytest.raises(ValueError, match="scoring_threads"):
         WorkerSettings(scoring_threads=3)
+
+
+def test_closing_stops_the_helper_thread_and_later_batches_still_score(
+    store_dir: Path, worker_data: Any
+) -> None:
+    store = ModelStore(store_dir)
+    pipeline = ScoringPipeline(store, ModelCache(store, worker_data.CACHE_BYTES))
+    records = worker_data.sensor_records()
+    before = set(threading.enumerate())
+    first = pipeline.process(records[:100])  # starts the helper thread
+    helpers = [t for t in set(threading.enumerate()) - before if t.name.startswith("scoring")]
+    assert helpers and first.records
+    pipeline.close()
+    assert not any(t.is_alive() for t in helpers)
+    assert pipeline.process(records[100:200]).records  # on the caller's thread alone
+    pipeline.close()  # a second close does nothing

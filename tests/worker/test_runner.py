@@ -77,6 +77,9 @@ class RecordingPipeline:
     def refresh(self, name: str, key: str | None) -> None:
         self.calls.append(("refresh", [(name, key)]))
 
+    def close(self) -> None:
+        self.calls.append(("close", []))
+
 
 def warmed_offsets(calls: Sequence[tuple[str, list[Any]]]) -> list[int]:
     """Offsets of the records fed to ``pipeline.warm`` in ``calls``, in order."""
@@ -335,7 +338,8 @@ def test_stop_finishes_the_batch_in_flight_then_commits_and_closes() -> None:
 
     pipeline.process = process_then_stop  # type: ignore[method-assign]
     runner.run()
-    assert [c[1] for c in pipeline.calls] == [[(0, 0)], [(0, 1)]]
+    assert [c[1] for c in pipeline.calls] == [[(0, 0)], [(0, 1)], []]
+    assert pipeline.calls[-1][0] == "close"  # its helper thread stops last
     assert consumer.stored[-1] == {(TOPIC, 0): 2}
     assert consumer.commits >= 1 and consumer.closed
 

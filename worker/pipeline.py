@@ -11,6 +11,7 @@
 * ``refresh``: after a ``model.updates`` swap, serve the named key; True when the state
   must be read back again (``forget`` + ``warm``) because a window grew.
 * ``relist``: once model updates are followed, serve keys first promoted before that.
+* ``output_topics``: the topics it writes (checked at start, ``worker.preflight``).
 * ``close``: stop the helper thread (a second scoring thread); the runtime calls it last.
 
 State only moves forward: a reading is scored once, when it is newer than its entity's
@@ -28,6 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from events import topics
 from events.dlq import KafkaMessage
 from models import jit
 from models.store import ModelStore
@@ -37,6 +39,7 @@ from worker.demand import DemandStream
 from worker.emit import Emitter
 from worker.intake import Intake
 from worker.limits import DEFAULT_MAX_ENTITIES, DEFAULT_MAX_FUTURE_S, DEFAULT_SCORING_THREADS
+from worker.preflight import OutputTopics
 from worker.records import BatchResult
 from worker.routes import STREAMS, ModelRoutes, StreamKind, StreamTopics
 from worker.sensors import SensorStream
@@ -123,6 +126,15 @@ class ScoringPipeline:
         True when their windows are longer than the state holds (as for ``refresh``)."""
         self.serving.relist()
         return any(self._short_of_history(stream) for stream in STREAMS)
+
+    def output_topics(self) -> OutputTopics:
+        """Outputs and the dead-letter topic of every input; the shadow topic apart."""
+        streams = self.streams
+        dead = tuple(topics.dlq_topic(t) for t in (*streams.sensor, *streams.demand))
+        return OutputTopics(
+            required=(streams.predictions, streams.alerts, streams.imputed, *dead),
+            shadow=(streams.shadow,),
+        )
 
     def close(self) -> None:
         """Stop the helper thread once the batch in flight is done; later batches score

@@ -45,6 +45,7 @@ from worker.offsets import (
     Outputs,
     TransactionAborted,
 )
+from worker.preflight import check_outputs
 from worker.records import Pipeline
 from worker.settings import PipelineFactory, WorkerSettings
 from worker.updates import AlertPublisher, ModelUpdates, parse_model_key
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 IGNORED_ERRORS: Final = frozenset({KafkaError._PARTITION_EOF})
 # A model alert is one small record; 30 s flags a broker that is not taking writes.
 ALERT_TIMEOUT_S: Final = 30.0
+# Listing the cluster's topics at start (worker.preflight); an unreachable broker only warns.
+PREFLIGHT_TIMEOUT_S: Final = 30.0
 
 
 class WorkerStopped(WorkerError):
@@ -323,6 +326,7 @@ def build_runner(
 
     cache = ModelCache(ModelStore(settings.model_store), settings.cache_bytes)
     pipeline = (factory or settings.pipeline_factory())(settings, cache)
+    check_outputs(pipeline, kafka, PREFLIGHT_TIMEOUT_S)
     deliveries = Deliveries()
     producer = producer_of({**settings.producer_config(kafka), "on_delivery": deliveries})
     outputs = Outputs(producer, deliveries, settings.flush_timeout_s)

@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from driftline.publish import produce_waiting
+from events import topics
 from events.settings import KafkaSettings
 from worker.routes import StreamTopics
 
@@ -67,6 +68,11 @@ class PhaseTopics:
     @property
     def outputs(self) -> tuple[str, str, str]:
         return (self.predictions, self.alerts, self.imputed)
+
+    @property
+    def dead_letters(self) -> tuple[str, ...]:
+        """The dead-letter topic of each input (the scoring worker checks they exist)."""
+        return tuple(topics.dlq_topic(t) for t in self.inputs)
 
     def streams(self) -> StreamTopics:
         """The scoring pipeline's view: which input carries which stream, where outputs go."""
@@ -129,8 +135,8 @@ class Cluster:
         """Create ``names`` with broker (LogAppendTime) timestamps."""
         config = {"message.timestamp.type": "LogAppendTime"}
         wanted = [n for n in dict.fromkeys(names) if n not in self._created]
-        topics = [NewTopic(n, self.partitions, replication_factor=1, config=config) for n in wanted]
-        futures = self._admin.create_topics(topics, request_timeout=ADMIN_TIMEOUT_S)
+        new = [NewTopic(n, self.partitions, replication_factor=1, config=config) for n in wanted]
+        futures = self._admin.create_topics(new, request_timeout=ADMIN_TIMEOUT_S)
         for name, future in futures.items():
             try:
                 future.result(timeout=ADMIN_TIMEOUT_S)

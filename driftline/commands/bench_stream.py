@@ -344,7 +344,8 @@ def _on_broker(
     paced = PhaseTopics.named(prefix, "paced", "latency")
     updates = f"{prefix}.model.updates"
     outputs = [*ceiling.outputs, *scoring.outputs, *paced.outputs]
-    cluster.create([*ceiling.inputs, *paced.inputs, *outputs, updates])
+    dead = [*ceiling.dead_letters, *paced.dead_letters]
+    cluster.create([*ceiling.inputs, *paced.inputs, *outputs, *dead, updates])
     throughput = readings.head(plan.messages)
     say(f"pre-publishing {len(throughput):,} readings")
     cluster.publish(ceiling.sensor, throughput.sensor)

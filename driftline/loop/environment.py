@@ -35,6 +35,7 @@ class LoopTopics:
     health: str
     requests: str
     updates: str
+    dead_letters: str  # the worker's, for its input (demand)
 
     @classmethod
     def named(cls, run: str) -> LoopTopics:
@@ -49,6 +50,7 @@ class LoopTopics:
             health=f"{topics.MODEL_HEALTH}-{run}",
             requests=f"{topics.RETRAIN_REQUESTS}-{run}",
             updates=f"{topics.MODEL_UPDATES}-{run}",
+            dead_letters=topics.dlq_topic(f"{topics.READINGS_DEMAND}-{run}"),
         )
 
     def all(self) -> list[str]:

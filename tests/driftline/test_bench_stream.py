@@ -320,7 +320,8 @@ def test_throughput_and_latency_phases_on_the_broker(
     paced = PhaseTopics.named(prefix, "paced", "latency")
     updates = f"{prefix}.model.updates"
     try:
-        cluster.create([*ceiling.inputs, *ceiling.outputs, *paced.inputs, *paced.outputs, updates])
+        made = [*ceiling.inputs, *ceiling.outputs, *paced.inputs, *paced.outputs, updates]
+        cluster.create([*made, *ceiling.dead_letters, *paced.dead_letters])
         inputs = readings.head(120)
         cluster.publish(ceiling.sensor, inputs.sensor)
         cluster.publish(ceiling.demand, inputs.demand)

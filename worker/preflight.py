@@ -8,7 +8,9 @@ checked once, at start: the error comes at once and names every missing topic.
 
 The shadow topic only receives records while a challenger is in shadow mode, so a missing
 one is a warning. A broker that cannot be reached is not an error here: the worker starts
-and its clients keep trying, as they would later on.
+and its clients keep trying, as they would later on. A broker that creates topics on first
+use (``auto.create.topics.enable``) would create them with its default partition count,
+which breaks the co-partitioning of entity topics; they must be created beforehand.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
+
+from confluent_kafka import KafkaError
 
 from events.admin import TopicError, connect
 from events.settings import KafkaSettings
@@ -48,7 +52,13 @@ def check_outputs(pipeline: object, kafka: KafkaSettings, timeout_s: float) -> N
     except TopicError as exc:
         log.warning("could not check that the output topics exist: %s", exc)
         return
-    existing = {name for name, topic in metadata.topics.items() if topic.error is None}
+    # a topic that exists may still report an error (no leader yet, not authorised to
+    # describe it): the producer's own errors say more, later
+    existing = {
+        name
+        for name, topic in metadata.topics.items()
+        if topic.error is None or topic.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART
+    }
     missing = _missing(outputs.required, existing)
     if missing:
         raise MissingTopicsError(

@@ -57,8 +57,9 @@ log = logging.getLogger(__name__)
 IGNORED_ERRORS: Final = frozenset({KafkaError._PARTITION_EOF})
 # A model alert is one small record; 30 s flags a broker that is not taking writes.
 ALERT_TIMEOUT_S: Final = 30.0
-# Listing the cluster's topics at start (worker.preflight); an unreachable broker only warns.
-PREFLIGHT_TIMEOUT_S: Final = 30.0
+# Listing the cluster's topics at start (worker.preflight); an unreachable broker only warns,
+# and a short wait keeps the start (and a stop asked meanwhile) prompt.
+PREFLIGHT_TIMEOUT_S: Final = 10.0
 
 
 class WorkerStopped(WorkerError):

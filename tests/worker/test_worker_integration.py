@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 from worker_process import DEADLINE_S, Worker, free_port, http_get, wait_until, worker_env
 
 from events import (
@@ -507,6 +508,10 @@ def scoring(
     """Machine readings on the stream's input, the worker environment of the real pipeline,
     its output topics and the outputs of an uninterrupted in-process run (the reference)."""
     outputs = [stream.out, stream.alerts, unique_topic("imputed", partitions=PARTITIONS)]
+    # The worker checks at start that the dead-letter topic of its input exists.
+    dead = f"dlq.{stream.input}"
+    admin = AdminClient(stream.kafka.client_config())
+    admin.create_topics([NewTopic(dead, PARTITIONS, 1)])[dead].result(DEADLINE_S)
     env = {
         "WORKER_PIPELINE": "test_worker_integration:build_scoring_pipeline",
         "WORKER_MODEL_STORE": str(store_dir),

@@ -8,7 +8,13 @@ oldest first, is the ring read from the write position on.
 A whole batch of pushes runs as one compiled loop (:meth:`Rings.push`), in batch order,
 taking each reading's window right after its push when asked: the same windows as one
 ``models.features.EntityWindow`` push and copy per reading, without Python's cost per
-reading. Slots are reused once released; the array doubles when every slot is taken.
+reading.
+
+Slots are reused once released. When every slot is taken the array doubles, up to
+``limit`` slots (the state's entity bound), and past it grows by an eighth: the memory
+held stays close to what the bound allows. When releases leave at most a quarter of the
+slots taken (a revoked partition, evictions), :meth:`Rings.compact` moves the rings into
+an array twice the size of what is left, and says where each one went.
 """
 
 from __future__ import annotations
@@ -49,11 +55,14 @@ def _push(
 class Rings:
     """Ring buffers of ``length`` readings of ``width`` values, one per slot."""
 
-    def __init__(self, length: int, width: int, slots: int = FIRST_SLOTS) -> None:
+    def __init__(
+        self, length: int, width: int, slots: int = FIRST_SLOTS, limit: int | None = None
+    ) -> None:
         if length < 1 or width < 0 or slots < 1:
             raise ValueError(f"Rings need length and slots >= 1, got {length}x{width}x{slots}")
         self.buffer: FloatArray = np.full((slots, length, width), np.nan)
         self.head: IntArray = np.zeros(slots, dtype=np.int64)
+        self.limit = limit  # slots the array doubles up to (None: no limit)
         self._free = list(range(slots - 1, -1, -1))  # popped from the end: lowest first
 
     @property
@@ -65,19 +74,29 @@ class Rings:
         return int(self.buffer.shape[2])
 
     @property
+    def slots(self) -> int:
+        return int(self.buffer.shape[0])
+
+    @property
     def used(self) -> int:
         """Slots taken."""
-        return int(self.buffer.shape[0]) - len(self._free)
+        return self.slots - len(self._free)
+
+    @property
+    def sparse(self) -> bool:
+        """At most a quarter of the slots are taken (of more than the first few)."""
+        return self.slots > FIRST_SLOTS and 4 * self.used <= self.slots
 
     def allocate(self) -> int:
         """A free slot (its ring all NaN)."""
         if not self._free:
-            taken = self.buffer.shape[0]
-            grown = np.full((2 * taken, self.length, self.width), np.nan)
-            grown[:taken] = self.buffer
-            self.buffer = grown
-            self.head = np.concatenate((self.head, np.zeros(taken, dtype=np.int64)))
-            self._free = list(range(2 * taken - 1, taken - 1, -1))
+            taken = self.slots
+            if self.limit is None or 2 * taken <= self.limit:
+                size = 2 * taken
+            else:
+                size = max(self.limit, taken + max(taken // 8, 1))
+            self._resize(size, np.arange(taken))
+            self._free = list(range(size - 1, taken - 1, -1))
         return self._free.pop()
 
     def release(self, slot: int) -> None:
@@ -85,6 +104,23 @@ class Rings:
         self.buffer[slot] = np.nan
         self.head[slot] = 0
         self._free.append(slot)
+
+    def compact(self) -> dict[int, int]:
+        """Move the taken slots to the front of an array twice their number (at least the
+        first few slots); where each slot went (old -> new)."""
+        taken = np.setdiff1d(np.arange(self.slots), self._free)
+        size = max(FIRST_SLOTS, 2 * taken.size)
+        self._resize(size, taken)
+        self._free = list(range(size - 1, taken.size - 1, -1))
+        return dict(zip(taken.tolist(), range(taken.size), strict=True))
+
+    def _resize(self, size: int, keep: IntArray) -> None:
+        """A ``size``-slot array holding the rings of ``keep``, in order, then empty ones."""
+        buffer = np.full((size, self.length, self.width), np.nan)
+        buffer[: keep.size] = self.buffer[keep]
+        head = np.zeros(size, dtype=np.int64)
+        head[: keep.size] = self.head[keep]
+        self.buffer, self.head = buffer, head
 
     def window(self, slot: int) -> FloatArray:
         """``[length, width]`` copy of a slot's ring, oldest first."""
@@ -113,6 +149,9 @@ class Rings:
         """Push row k of ``values`` ``[n, width]`` into ``slots[k]``, in order; with
         ``windows``, each slot's ``[length, width]`` window right after its push
         (``[n, length, width]``), else an empty array."""
+        if slots.size and not (int(slots.min()) >= 0 and int(slots.max()) < self.slots):
+            # the compiled loop does not check bounds: a bad slot would write anywhere
+            raise IndexError(f"slots {slots.min()}..{slots.max()} outside 0..{self.slots - 1}")
         taken = slots.shape[0] if windows else 0
         out = np.empty((taken, self.length, self.width))
         _push(self.buffer, self.head, slots, values, out)

@@ -7,7 +7,8 @@ union of the served specs' inputs, costs little (an entity reports a handful of 
 and means that neither a newly promoted model using another metric nor the fallbacks
 (robust z-score over every metric, last-value gap filling) ever need a rebuild.
 
-The entities of one layout share one :class:`~worker.rings.Rings` array, a slot each. A
+The entities of one layout share one :class:`~worker.rings.Rings` array, a slot each; an
+array mostly released (a revoked partition, evictions) is compacted after the batch. A
 batch is walked once in Python to find each reading's entity and refuse what is stale;
 the pushes themselves, and the window of each accepted reading taken right after its push,
 run as one compiled loop per layout. So a model gets exactly the windows
@@ -125,6 +126,7 @@ class StreamState:
         accepted = self._push(pushes, entities, values, stamps_ns, wheres)
         snapshot = pushes.snapshot(self.length)
         self._bound()
+        self._compact()
         return accepted, snapshot
 
     def warm(
@@ -139,6 +141,7 @@ class StreamState:
         pushed = len(self._push(pushes, entities, values, stamps_ns, wheres))
         pushes.flush()
         self._bound()
+        self._compact()
         return pushed
 
     def forget(self, partitions: Collection[Where]) -> int:
@@ -147,6 +150,7 @@ class StreamState:
         dropped = [e for e, entry in self._entities.items() if entry.where in wanted]
         for entity in dropped:
             self._drop(entity)
+        self._compact()
         return len(dropped)
 
     def window(self, entity: str) -> tuple[tuple[str, ...], FloatArray] | None:
@@ -219,8 +223,20 @@ class StreamState:
     def _rings_of(self, layout: Layout) -> Rings:
         rings = self._rings.get(layout)
         if rings is None:
-            rings = self._rings[layout] = Rings(self.length, len(layout.names))
+            rings = Rings(self.length, len(layout.names), limit=self.max_entities)
+            self._rings[layout] = rings
         return rings
+
+    def _compact(self) -> None:
+        """Give back the memory of rings mostly released (between batches only: a slot
+        queued for a push must not move)."""
+        moved = {layout: rings.compact() for layout, rings in self._rings.items() if rings.sparse}
+        if not moved:
+            return
+        for entry in self._entities.values():
+            slots = moved.get(entry.layout)
+            if slots is not None:
+                entry.slot = slots[entry.slot]
 
     def _release(self, layout: Layout, slot: int) -> None:
         rings = self._rings[layout]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from worker.rings import Rings
 
@@ -20,6 +21,34 @@ def test_a_slot_released_and_taken_again_starts_empty() -> None:
     rings.release(first)
     assert rings.allocate() == first and np.isnan(rings.window(first)).all()
     assert second != first
+    with pytest.raises(IndexError, match="outside"):
+        rings.push(np.array([rings.slots]), np.array([[0.0, 0.0]]), windows=False)
+
+
+def test_the_array_doubles_up_to_its_limit_then_grows_by_an_eighth() -> None:
+    rings = Rings(2, 1, slots=8, limit=20)
+    sizes = []
+    for _ in range(40):
+        rings.allocate()
+        sizes.append(rings.slots)
+    assert sorted(set(sizes)) == [8, 16, 20, 22, 24, 27, 30, 33, 37, 41]
+
+
+def test_compacting_keeps_every_ring_taken_and_says_where_it_went() -> None:
+    rings = Rings(3, 2, slots=8)
+    slots = [rings.allocate() for _ in range(40)]  # 64 slots
+    values = np.array([[float(s), -float(s)] for s in slots])
+    rings.push(np.array(slots), values, windows=False)
+    kept = slots[::10]
+    for slot in set(slots) - set(kept):
+        rings.release(slot)
+    assert rings.sparse
+    before = {slot: rings.window(slot) for slot in kept}
+    moved = rings.compact()
+    assert sorted(moved) == kept and rings.slots == 8 and rings.used == len(kept)
+    for slot, window in before.items():
+        np.testing.assert_array_equal(rings.window(moved[slot]), window)
+    assert not rings.sparse and len({rings.allocate() for _ in range(4)}) == 4
 
 
 def test_warming_compiles_every_layout_a_batch_passes() -> None:

@@ -13,6 +13,7 @@ from models.features import DemandSpec, FeatureSpec, SensorSpec, SeriesSpec, fra
 from models.frames import ENTITY, PRODUCT, TS
 from models.sequence_window import SequenceSpec
 from worker.intake import epoch_ns
+from worker.rings import Rings
 from worker.state import MAX_ENTITY_METRICS, StreamState
 
 METRICS = ("power", "temperature", "vibration", "runtime", "production")
@@ -277,17 +278,37 @@ class Reference:
     def grow(self, length: int) -> None:
         self.length = length
 
+    def forget(self, entities: list[str]) -> None:
+        for entity in entities:
+            del self.held[entity], self.names[entity], self.last[entity]
 
-def test_batched_pushes_give_the_windows_of_pushing_one_reading_at_a_time() -> None:
+
+def test_batched_pushes_give_the_windows_of_pushing_one_reading_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # entities gaining metrics mid-batch, nulls, stale and replayed readings, more entities
-    # than a layout's first slots, and a longer state halfway: windows as read one by one
+    # than a layout's first slots, a longer state, and most entities forgotten (their
+    # rings compacted): windows as read one by one
     rng = np.random.default_rng(11)
     state, reference = StreamState(3), Reference(3)
+    compacted: list[int] = []
+    compact = Rings.compact
+
+    def counted(rings: Rings) -> dict[int, int]:
+        compacted.append(rings.used)
+        return compact(rings)
+
+    monkeypatch.setattr(Rings, "compact", counted)
     clock = {f"e{i}": 0 for i in range(30)}
     for batch in range(40):
         if batch == 20:
             assert state.require(7)
             reference.grow(7)
+        if batch == 30:  # partitions 1-3 revoked: their entities start afresh if they return
+            gone = [e for e in clock if int(e[1:]) % 4]
+            assert state.forget([("t", 1), ("t", 2), ("t", 3)]) == len(gone)
+            reference.forget(gone)
+            assert compacted
         entities = [f"e{i}" for i in rng.integers(0, 30, size=60)]
         values: list[dict[str, float | None]] = []
         stamps: list[int] = []
@@ -297,7 +318,8 @@ def test_batched_pushes_give_the_windows_of_pushing_one_reading_at_a_time() -> N
             values.append(dict(reversed(reading.items())) if rng.random() < 0.2 else reading)
             clock[entity] += int(rng.integers(-1, 3))  # some stale, some replayed
             stamps.append(ns(clock[entity]))
-        accepted, snapshot = state.push_batch(entities, values, stamps, [("t", 0)] * 60)
+        wheres = [("t", int(e[1:]) % 4) for e in entities]
+        accepted, snapshot = state.push_batch(entities, values, stamps, wheres)
         expected = [
             reference.push(e, v, s) for e, v, s in zip(entities, values, stamps, strict=True)
         ]

@@ -138,10 +138,10 @@ class Rings:
         """Hold ``length`` readings per slot, keeping the newest held (NaN in front)."""
         if length <= self.length:
             return
-        slots = self.buffer.shape[0]
         order = (self.head[:, np.newaxis] + np.arange(self.length)) % self.length
-        grown = np.full((slots, length, self.width), np.nan)
-        grown[:, length - self.length :] = self.buffer[np.arange(slots)[:, np.newaxis], order]
+        grown = np.full((self.slots, length, self.width), np.nan)
+        every = np.arange(self.slots)[:, np.newaxis]
+        grown[:, length - self.length :] = self.buffer[every, order]
         self.buffer = grown
         self.head[:] = 0
 
@@ -149,9 +149,14 @@ class Rings:
         """Push row k of ``values`` ``[n, width]`` into ``slots[k]``, in order; with
         ``windows``, each slot's ``[length, width]`` window right after its push
         (``[n, length, width]``), else an empty array."""
+        # the compiled loop does not check bounds: a bad slot would write anywhere
         if slots.size and not (int(slots.min()) >= 0 and int(slots.max()) < self.slots):
-            # the compiled loop does not check bounds: a bad slot would write anywhere
             raise IndexError(f"slots {slots.min()}..{slots.max()} outside 0..{self.slots - 1}")
+        if values.shape != (slots.shape[0], self.width):
+            raise ValueError(
+                f"{slots.shape[0]} slots need [{slots.shape[0]}, {self.width}] "
+                f"values, got {list(values.shape)}"
+            )
         taken = slots.shape[0] if windows else 0
         out = np.empty((taken, self.length, self.width))
         _push(self.buffer, self.head, slots, values, out)

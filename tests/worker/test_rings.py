@@ -23,6 +23,8 @@ def test_a_slot_released_and_taken_again_starts_empty() -> None:
     assert second != first
     with pytest.raises(IndexError, match="outside"):
         rings.push(np.array([rings.slots]), np.array([[0.0, 0.0]]), windows=False)
+    with pytest.raises(ValueError, match="values"):
+        rings.push(np.array([first, second]), np.array([[0.0, 0.0]]), windows=False)
 
 
 def test_the_array_doubles_up_to_its_limit_then_grows_by_an_eighth() -> None:

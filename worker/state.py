@@ -63,11 +63,20 @@ class Layout:
     """The metrics an entity reports, in window column order (shared by its peers)."""
 
     names: tuple[str, ...]
-    known: frozenset[str]  # names plus any dropped beyond MAX_ENTITY_METRICS
     index: Mapping[str, int] = field(init=False)  # name -> column
+    known: frozenset[str] = field(init=False)
+    # At MAX_ENTITY_METRICS a layout takes no more metrics: a reading with new names
+    # neither moves the entity nor builds a layout (nor logs) again.
+    full: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.index = {name: i for i, name in enumerate(self.names)}
+        self.known = frozenset(self.names)
+        self.full = len(self.names) >= MAX_ENTITY_METRICS
+
+    def holds(self, values: Values) -> bool:
+        """Whether a reading brings no metric this layout would add."""
+        return self.full or self.known.issuperset(values)
 
     def row(self, values: Values) -> list[float | None]:
         """One reading's values in column order (None where absent or null: NaN in rings)."""
@@ -92,7 +101,7 @@ class StreamState:
     max_entities: int = DEFAULT_MAX_ENTITIES
     on_evict: Callable[[int], None] | None = None  # told how many entities were dropped
     _entities: dict[str, _Entity] = field(default_factory=dict)
-    _layouts: dict[tuple[tuple[str, ...], frozenset[str]], Layout] = field(default_factory=dict)
+    _layouts: dict[tuple[str, ...], Layout] = field(default_factory=dict)  # those in use
     _rings: dict[Layout, Rings] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -181,7 +190,7 @@ class StreamState:
                     # refused, and changes nothing: not even the partition the entity is on
                     # (a replayed or older record on another partition must not move it there)
                     continue
-                if not entry.layout.known.issuperset(reading):
+                if not entry.layout.holds(reading):
                     pushes.flush()  # its earlier readings land in the rings it leaves
                     self._regrow(entry, reading)
                 entry.where = wheres[i]
@@ -213,7 +222,7 @@ class StreamState:
         )
 
     def _create(self, values: Values, where: Where) -> _Entity:
-        layout = self._layout((), frozenset(), values)
+        layout = self._layout((), values)
         return _Entity(layout, self._rings_of(layout).allocate(), where)
 
     def _drop(self, entity: str) -> None:
@@ -243,25 +252,29 @@ class StreamState:
         rings.release(slot)
         if not rings.used:  # no entity of this layout is left
             del self._rings[layout]
+            del self._layouts[layout.names]
 
-    def _layout(self, names: tuple[str, ...], known: frozenset[str], values: Values) -> Layout:
+    def _layout(self, names: tuple[str, ...], values: Values) -> Layout:
         """The shared layout of ``names`` plus the new metrics of ``values`` (capped)."""
-        new = [name for name in values if name not in known]
-        room = max(0, MAX_ENTITY_METRICS - len(names))
+        new = [name for name in values if name not in names]
+        room = MAX_ENTITY_METRICS - len(names)
         if len(new) > room:
             log.warning(
-                "an entity reports more than %d metrics; not tracking %s",
+                "an entity reports more than %d metrics; not tracking %s (nor any further "
+                "new metric of it)",
                 MAX_ENTITY_METRICS,
                 ", ".join(new[room:]),
             )
         grown = names + tuple(new[:room])
-        everything = known | frozenset(new)
-        return self._layouts.setdefault((grown, everything), Layout(grown, everything))
+        layout = self._layouts.get(grown)
+        if layout is None:
+            layout = self._layouts[grown] = Layout(grown)
+        return layout
 
     def _regrow(self, entry: _Entity, values: Values) -> None:
         """Move an entity to the rings of its layout plus the new metrics of ``values``,
         keeping its readings (NaN in the new columns)."""
-        layout = self._layout(entry.layout.names, entry.layout.known, values)
+        layout = self._layout(entry.layout.names, values)
         rings = self._rings_of(layout)
         slot = rings.allocate()
         rings.adopt(slot, self._rings[entry.layout], entry.slot)

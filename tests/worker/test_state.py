@@ -209,6 +209,36 @@ def test_an_entity_tracks_a_bounded_number_of_metrics() -> None:
     assert held[1].shape == (2, MAX_ENTITY_METRICS)
 
 
+def test_ever_new_metric_names_neither_grow_the_state_nor_flood_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = StreamState(2)
+    full = {f"m{i}": float(i) for i in range(MAX_ENTITY_METRICS)}
+    state.push_batch(["a"], [full], [ns(1)], [("t", 0)])
+    with caplog.at_level("WARNING", logger="worker.state"):
+        for hour in range(2, 40):
+            # a producer bug: every reading brings metric names never seen before
+            reading = {**full, f"new{hour}a": 1.0, f"new{hour}b": 2.0}
+            accepted, _ = state.push_batch(["a"], [reading], [ns(hour)], [("t", 0)])
+            assert accepted == [0]
+    held = state.window("a")
+    assert held is not None and held[0] == tuple(full)
+    assert len(state._layouts) == len(state._rings) == 1
+    assert caplog.messages == []  # the layout was full before: nothing more to say
+
+
+def test_layouts_no_entity_uses_are_forgotten() -> None:
+    state = StreamState(2)
+    # each entity moves through layouts (x), (x, y), (x, y, z): the first two empty out
+    for hour, metrics in enumerate(("x", "xy", "xyz"), start=1):
+        state.push_batch(
+            ["a", "b"], [dict.fromkeys(metrics, 1.0)] * 2, [ns(hour)] * 2, [("t", 0)] * 2
+        )
+    assert list(state._layouts) == [("x", "y", "z")]
+    state.forget([("t", 0)])
+    assert state._layouts == {} and state._rings == {}
+
+
 def test_state_length_must_hold_a_window() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         StreamState(1)

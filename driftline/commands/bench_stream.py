@@ -4,7 +4,9 @@ One run, on the local broker it starts (or ``--bootstrap`` / ``KAFKA_BOOTSTRAP_S
 generate readings, train the champions on the history before them, then measure
 
 * (a) the passthrough ceiling and (b) the scoring worker, both real ``driftline worker``
-  processes over the same pre-published readings (``driftline.benchmarks.throughput``);
+  processes over the same pre-published readings (``driftline.benchmarks.throughput``),
+  in alternating rounds, (a) then (b) each time; the round with the median (b)/(a) is
+  reported;
 * end-to-end latency of the scoring worker at a paced offered load, and its memory
   (``driftline.benchmarks.latency``);
 * after the broker stopped, in-process: the scoring pipeline per message (c) and in
@@ -35,8 +37,7 @@ from driftline.commands.bench import environment, write_json
 if TYPE_CHECKING:  # imported when the benchmark runs (`bench --help` lists it without them)
     from driftline.benchmarks.cluster import Cluster
     from driftline.benchmarks.latency import Latency
-    from driftline.benchmarks.report import StreamFigures
-    from driftline.benchmarks.throughput import Throughput
+    from driftline.benchmarks.report import Round, StreamFigures
     from driftline.benchmarks.workload import Readings, Sizes
     from events.settings import KafkaSettings
 
@@ -58,6 +59,9 @@ WARM_READINGS: Final = 10_000
 # 2.4 GHz EPYC cores its compilers still took 0.41 of a core through a run after 15 s
 # of warm-up (p99 315 ms), and 0.03 after 30 s (p99 102 ms); the table shows the share.
 WARMUP_S: Final = 30.0
+# Rounds of (a) then (b): the median of three ratios shrugs off one round that a busy
+# moment of the host slowed on one side only.
+ROUNDS: Final = 3
 # A phase that has not committed its readings by (readings / this) seconds is stuck.
 SLOWEST_RATE: Final = 100.0
 MIN_DEADLINE_S: Final = 120.0
@@ -77,6 +81,7 @@ class Plan:
     worker: Mapping[str, str] = field(default_factory=dict)  # extra WORKER_* settings
     warm: int = WARM_READINGS
     library_sample: int = LIBRARY_SAMPLE
+    rounds: int = ROUNDS
 
     @property
     def primer(self) -> int:
@@ -142,6 +147,13 @@ class Plan:
     help="Readings of the in-process per-message baseline (c), through the libraries.",
 )
 @click.option(
+    "--rounds",
+    default=ROUNDS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Rounds of (a) then (b); the round with the median (b)/(a) is reported.",
+)
+@click.option(
     "--partitions", default=6, show_default=True, type=click.IntRange(1), help="Per topic."
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Generator and model seed.")
@@ -166,6 +178,7 @@ def stream(
     rate: float,
     sample: int,
     library_sample: int,
+    rounds: int,
     partitions: int,
     seed: int,
     settings: tuple[str, ...],
@@ -194,6 +207,7 @@ def stream(
         warmup_s,
         extra,
         library_sample=library_sample,
+        rounds=rounds,
     )
     goals = Goals()
     where = environment()  # before the run: the load average of other processes
@@ -210,7 +224,8 @@ def stream(
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - started
     caption = (
-        f"{plan.messages:,} readings for (a), (b); {plan.paced:,} offered in "
+        f"{plan.messages:,} readings for (a), (b) in {plan.rounds} round(s); "
+        f"{plan.paced:,} offered in "
         f"{plan.seconds:g} s after {plan.warmup_s:g} s unmeasured; "
         f"{plan.partitions} partitions; {where['cpus']} CPUs, load average "
         f"{where['load_average_1m'] or 0:.1f} at the start; {elapsed:,.0f} s"
@@ -226,6 +241,7 @@ def stream(
             "rate": rate,
             "sample": sample,
             "library_sample": library_sample,
+            "rounds": rounds,
         }
         chosen = {**options, "partitions": partitions, "seed": seed, "worker": extra}
         about = {"benchmark": "stream", "settings": chosen, "environment": where}
@@ -272,9 +288,9 @@ def run(plan: Plan, work: Path, bootstrap: str | None) -> StreamFigures:
         small = measure_in_process(store, in_process, SMALL_BATCH, repeats=3)
         status.update("sequence forecasts")
         forecasts = measure_forecasts(history.machines_train, BATCH)
-    passthrough, scoring, latency = on_broker
+    rounds, latency = on_broker
     return StreamFigures(
-        passthrough, scoring, batched, small, per_message, own_per_message, latency, forecasts
+        tuple(rounds), batched, small, per_message, own_per_message, latency, forecasts
     )
 
 
@@ -330,42 +346,52 @@ def _on_broker(
     work: Path,
     say: Callable[[str], None],
     broker_jit: Callable[[], float | None],
-) -> tuple[Throughput, Throughput, Latency]:
-    """(a), (b) and the latency run, each worker on its own topics and group."""
+) -> tuple[list[Round], Latency]:
+    """The rounds of (a) and (b), then the latency run, each worker on its own output
+    topics and group."""
     from driftline.benchmarks.cluster import PhaseTopics, run_prefix
     from driftline.benchmarks.latency import measure_latency
+    from driftline.benchmarks.report import Round
     from driftline.benchmarks.throughput import measure_throughput
     from driftline.benchmarks.workers import WorkerSpec
     from driftline.benchmarks.workload import CHAMPIONS
 
     prefix = run_prefix()
-    ceiling = PhaseTopics.named(prefix, "input", "passthrough")
-    scoring = PhaseTopics.named(prefix, "input", "scoring")
+    numbers = range(1, plan.rounds + 1)
+    ceilings = [PhaseTopics.named(prefix, "input", f"passthrough{n}") for n in numbers]
+    scorings = [PhaseTopics.named(prefix, "input", f"scoring{n}") for n in numbers]
     paced = PhaseTopics.named(prefix, "paced", "latency")
     updates = f"{prefix}.model.updates"
-    outputs = [*ceiling.outputs, *scoring.outputs, *paced.outputs]
-    dead = [*ceiling.dead_letters, *paced.dead_letters]
-    cluster.create([*ceiling.inputs, *paced.inputs, *outputs, *dead, updates])
+    phases = [*ceilings, *scorings, paced]
+    outputs = [topic for phase in phases for topic in phase.outputs]
+    dead = [*ceilings[0].dead_letters, *paced.dead_letters]  # the rounds share their inputs
+    cluster.create([*ceilings[0].inputs, *paced.inputs, *outputs, *dead, updates])
     throughput = readings.head(plan.messages)
     say(f"pre-publishing {len(throughput):,} readings")
-    cluster.publish(ceiling.sensor, throughput.sensor)
-    cluster.publish(ceiling.demand, throughput.demand)
+    cluster.publish(ceilings[0].sensor, throughput.sensor)
+    cluster.publish(ceilings[0].demand, throughput.demand)
 
     def spec(name: str, phase: PhaseTopics, preload: tuple[str, ...] = ()) -> WorkerSpec:
-        pipeline = f"{PIPELINES}:{'passthrough' if name == 'passthrough' else 'scoring'}"
+        pipeline = f"{PIPELINES}:{'passthrough' if name.startswith('passthrough') else 'scoring'}"
         return WorkerSpec(
             name, pipeline, phase, f"{prefix}-{name}", store, updates, preload, plan.worker
         )
 
     deadline = plan.deadline_s(len(throughput))
-    say("(a) passthrough worker")
-    ceiling_run = measure_throughput(
-        cluster, spec("passthrough", ceiling), len(throughput), work / "a.log", deadline
-    )
-    say("(b) scoring worker")
-    scoring_run = measure_throughput(
-        cluster, spec("scoring", scoring, CHAMPIONS), len(throughput), work / "b.log", deadline
-    )
+    rounds: list[Round] = []
+    for n, ceiling, scoring in zip(numbers, ceilings, scorings, strict=True):
+        of = f" (round {n} of {plan.rounds})" if plan.rounds > 1 else ""
+        say(f"(a) passthrough worker{of}")
+        ceiling_run = measure_throughput(
+            cluster, spec(f"passthrough{n}", ceiling), len(throughput), work / f"a{n}.log",
+            deadline,
+        )  # fmt: skip
+        say(f"(b) scoring worker{of}")
+        scoring_run = measure_throughput(
+            cluster, spec(f"scoring{n}", scoring, CHAMPIONS), len(throughput),
+            work / f"b{n}.log", deadline,
+        )  # fmt: skip
+        rounds.append(Round(ceiling_run, scoring_run))
     say(f"latency at {plan.rate:,.0f} readings/s for {plan.seconds:g} s")
     latency = measure_latency(
         cluster,
@@ -378,4 +404,4 @@ def _on_broker(
         plan.deadline_s(plan.primer + plan.paced),
         broker_jit,
     )
-    return ceiling_run, scoring_run, latency
+    return rounds, latency

@@ -31,7 +31,7 @@ from driftline.benchmarks.baseline import (
 from driftline.benchmarks.cluster import Cluster, PhaseTopics, run_prefix
 from driftline.benchmarks.forecasts import Forecasts
 from driftline.benchmarks.latency import Latency, interleave, measure_latency
-from driftline.benchmarks.report import Goals, StreamFigures, checks, payload, rows
+from driftline.benchmarks.report import Goals, Round, StreamFigures, checks, payload, rows
 from driftline.benchmarks.throughput import Throughput, measure_throughput, steady_span
 from driftline.benchmarks.usage import Usage, parse
 from driftline.benchmarks.workers import WIRED_SETTINGS, Memory, WorkerSpec, process_memory
@@ -212,12 +212,21 @@ def test_process_memory_reads_proc() -> None:
 # --- report and command -------------------------------------------------------------
 
 
+def throughputs(passthrough_per_s: float, scoring_per_s: float, outputs: int = 1000) -> Round:
+    """(a) and (b) over 1,000 readings, timed over 900 outputs at the given rates."""
+    memory = Memory(300 * MIB, 250 * MIB)
+    usage = Usage(seconds=1.0, cpu_seconds=0.5, batches=10, records=1000, ack_wait_seconds=0.0)
+    return Round(
+        Throughput("passthrough", 1000, 1000, 1000, 900, 900 / passthrough_per_s, memory, usage),
+        Throughput("scoring", 1000, outputs, 1100, 900, 900 / scoring_per_s, memory, usage),
+    )
+
+
 def figures(scoring_per_s: float = 30_000.0, p99_ms: float = 50.0) -> StreamFigures:
     memory = Memory(300 * MIB, 250 * MIB)
     usage = Usage(seconds=1.0, cpu_seconds=0.5, batches=10, records=1000, ack_wait_seconds=0.0)
     return StreamFigures(
-        passthrough=Throughput("passthrough", 1000, 1000, 1000, 900, 900 / 50_000, memory, usage),
-        scoring=Throughput("scoring", 1000, 1000, 1100, 900, 900 / scoring_per_s, memory, usage),
+        rounds=(throughputs(50_000.0, scoring_per_s),),
         batched=InProcess(500, 500, 500 / 40_000),
         small_batches=InProcess(500, 100, 500 / 20_000),
         per_message=InProcess(100, 1, 100 / 200),
@@ -273,6 +282,31 @@ def test_goals_are_checked_against_the_ceiling_and_the_baseline() -> None:
     own = next(row for row in rows(figures()) if "driftline's scorers" in row.measures)
     assert own.value == 1_000 and own.note.startswith("(b) = 30x")  # 30,000 msg/s over 1,000
     json.dumps(payload(figures(), Goals()))  # JSON-ready
+
+
+def test_the_round_with_the_median_share_of_the_ceiling_is_reported() -> None:
+    # (b)/(a) of 40 %, 60 % and 50 %: the third round is the median one
+    rounds = (
+        throughputs(50_000.0, 20_000.0),
+        throughputs(30_000.0, 18_000.0),
+        throughputs(40_000.0, 20_000.0),
+    )
+    three = replace(figures(), rounds=rounds)
+    assert three.median_round is rounds[2]
+    assert three.passthrough.messages_per_s == pytest.approx(40_000.0)
+    assert three.share_of_ceiling == pytest.approx(0.5)
+    assert checks(three, Goals())["b"].passed
+    scoring = next(row for row in rows(three) if row.check == "b")
+    assert scoring.note.endswith("(b)/(a) by round 40%, 60%, 50%: round 3, the median, shown")
+    assert [r["share_of_ceiling"] for r in payload(three, Goals())["rounds"]] == pytest.approx(
+        [0.4, 0.6, 0.5]
+    )
+    # an even count reports the lower middle; one round's note names no rounds
+    assert replace(three, rounds=rounds[:2]).median_round is rounds[0]
+    assert "by round" not in next(row for row in rows(figures()) if row.check == "b").note
+    # a round that lost outputs fails the goal whichever round is shown
+    lossy = (*rounds[:2], throughputs(40_000.0, 20_000.0, outputs=999))
+    assert not checks(replace(three, rounds=lossy[::-1]), Goals())["b"].passed
 
 
 def test_the_broker_compilers_show_beside_the_latency_when_known() -> None:

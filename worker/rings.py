@@ -29,7 +29,9 @@ from models.base import FloatArray
 
 IntArray = npt.NDArray[np.int64]
 
-FIRST_SLOTS = 8  # slots of a new layout's array; it doubles when they are all taken
+# Slots of a new layout's array; it doubles when they are all taken. One: a fleet whose
+# entities report many different metric sets holds one layout per set, most of them small.
+FIRST_SLOTS = 1
 
 
 @njit(nogil=True, cache=True)
@@ -84,7 +86,7 @@ class Rings:
 
     @property
     def sparse(self) -> bool:
-        """At most a quarter of the slots are taken (of more than the first few)."""
+        """At most a quarter of the slots are taken (of more than the first)."""
         return self.slots > FIRST_SLOTS and 4 * self.used <= self.slots
 
     def allocate(self) -> int:
@@ -107,7 +109,7 @@ class Rings:
 
     def compact(self) -> dict[int, int]:
         """Move the taken slots to the front of an array twice their number (at least the
-        first few slots); where each slot went (old -> new)."""
+        first slot); where each slot went (old -> new)."""
         taken = np.setdiff1d(np.arange(self.slots), self._free)
         size = max(FIRST_SLOTS, 2 * taken.size)
         self._resize(size, taken)

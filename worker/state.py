@@ -191,7 +191,7 @@ class StreamState:
                     # (a replayed or older record on another partition must not move it there)
                     continue
                 if not entry.layout.holds(reading):
-                    pushes.flush()  # its earlier readings land in the rings it leaves
+                    pushes.flush(entry.layout)  # its earlier readings land in the rings it leaves
                     self._regrow(entry, reading)
                 entry.where = wheres[i]
             entry.last_ns = stamps_ns[i]
@@ -315,17 +315,25 @@ class _Pushes:
             self._position.append(pending.taken)
             pending.taken += 1
 
-    def flush(self) -> None:
-        """Run the pushes queued so far (before an entity leaves its rings, and at the end)."""
-        for layout, pending in self._pending.items():
-            if not pending.slots:
-                continue
-            rings = self._rings[layout]
-            slots = np.array(pending.slots, dtype=np.int64)
-            rows = np.array(pending.rows, dtype=np.float64).reshape(len(slots), rings.width)
-            pending.windows.append(rings.push(slots, rows, self._windows))
-            pending.slots.clear()
-            pending.rows.clear()
+    def flush(self, layout: Layout | None = None) -> None:
+        """Run the pushes queued so far for ``layout`` (before an entity leaves its rings)
+        or for every layout (at the end). Each layout's pushes keep their order; pushes to
+        different layouts touch different arrays, so their order between layouts is free."""
+        if layout is None:
+            for queued, pending in self._pending.items():
+                self._run(queued, pending)
+        elif layout in self._pending:
+            self._run(layout, self._pending[layout])
+
+    def _run(self, layout: Layout, pending: _Pending) -> None:
+        if not pending.slots:
+            return
+        rings = self._rings[layout]
+        slots = np.array(pending.slots, dtype=np.int64)
+        rows = np.array(pending.rows, dtype=np.float64).reshape(len(slots), rings.width)
+        pending.windows.append(rings.push(slots, rows, self._windows))
+        pending.slots.clear()
+        pending.rows.clear()
 
     def snapshot(self, length: int) -> Snapshot:
         """Every accepted reading's window, stacked per layout."""

@@ -227,6 +227,18 @@ def test_ever_new_metric_names_neither_grow_the_state_nor_flood_the_log(
     assert caplog.messages == []  # the layout was full before: nothing more to say
 
 
+def test_entities_of_many_metric_sets_hold_little_more_than_their_rings() -> None:
+    state = StreamState(4)
+    pool = [f"m{i}" for i in range(8)]
+    rng = np.random.default_rng(3)
+    entities = [f"e{i}" for i in range(300)]
+    readings = [dict.fromkeys(rng.choice(pool, 4, replace=False).tolist(), 1.0) for _ in entities]
+    state.push_batch(entities, readings, [ns(1)] * 300, [("t", 0)] * 300)
+    rings = state._rings.values()
+    assert len(rings) > 100  # metric sets in the order each entity first reported them
+    assert sum(r.slots for r in rings) <= 2 * len(entities)
+
+
 def test_layouts_no_entity_uses_are_forgotten() -> None:
     state = StreamState(2)
     # each entity moves through layouts (x), (x, y), (x, y, z): the first two empty out

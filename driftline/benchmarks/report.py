@@ -217,7 +217,9 @@ def _rounds(figures: StreamFigures) -> str:
         return ""
     shares = ", ".join(f"{run.share_of_ceiling:.0%}" for run in figures.rounds)
     shown = figures.rounds.index(figures.median_round) + 1
-    return f"; (b)/(a) by round {shares}: round {shown}, the median, shown"
+    lossy = [str(n) for n, run in enumerate(figures.rounds, start=1) if not run.scoring.complete]
+    missing = f"; INCOMPLETE (b) in round {', '.join(lossy)}" if lossy else ""
+    return f"; (b)/(a) by round {shares}: round {shown}, the median, shown{missing}"
 
 
 def _jit(latency: Latency) -> str:

@@ -305,8 +305,11 @@ def test_the_round_with_the_median_share_of_the_ceiling_is_reported() -> None:
     assert replace(three, rounds=rounds[:2]).median_round is rounds[0]
     assert "by round" not in next(row for row in rows(figures()) if row.check == "b").note
     # a round that lost outputs fails the goal whichever round is shown
-    lossy = (*rounds[:2], throughputs(40_000.0, 20_000.0, outputs=999))
-    assert not checks(replace(three, rounds=lossy[::-1]), Goals())["b"].passed
+    lost = throughputs(30_000.0, 18_000.0, outputs=999)  # 60 %: not the median round
+    lossy = replace(three, rounds=(lost, rounds[0], rounds[2]))
+    assert not checks(lossy, Goals())["b"].passed
+    note = next(row for row in rows(lossy) if row.check == "b").note
+    assert note.endswith("round 3, the median, shown; INCOMPLETE (b) in round 1")
 
 
 def test_the_broker_compilers_show_beside_the_latency_when_known() -> None:

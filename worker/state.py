@@ -64,7 +64,7 @@ class Layout:
 
     names: tuple[str, ...]
     index: Mapping[str, int] = field(init=False)  # name -> column
-    known: frozenset[str] = field(init=False)
+    known: frozenset[str] = field(init=False)  # names as a set: the check per reading
     # At MAX_ENTITY_METRICS a layout takes no more metrics: a reading with new names
     # neither moves the entity nor builds a layout (nor logs) again.
     full: bool = field(init=False)

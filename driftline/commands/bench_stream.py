@@ -371,31 +371,33 @@ def _on_broker(
     cluster.publish(ceilings[0].sensor, throughput.sensor)
     cluster.publish(ceilings[0].demand, throughput.demand)
 
-    def spec(name: str, phase: PhaseTopics, preload: tuple[str, ...] = ()) -> WorkerSpec:
-        pipeline = f"{PIPELINES}:{'passthrough' if name.startswith('passthrough') else 'scoring'}"
+    def spec(name: str, phase: PhaseTopics, pipeline: str = "scoring") -> WorkerSpec:
+        """The worker of one phase: ``pipeline`` is ``passthrough`` (no models) or
+        ``scoring`` (the champions preloaded)."""
+        preload = CHAMPIONS if pipeline == "scoring" else ()
         return WorkerSpec(
-            name, pipeline, phase, f"{prefix}-{name}", store, updates, preload, plan.worker
-        )
+            name, f"{PIPELINES}:{pipeline}", phase, f"{prefix}-{name}", store, updates,
+            preload, plan.worker,
+        )  # fmt: skip
 
     deadline = plan.deadline_s(len(throughput))
     rounds: list[Round] = []
     for n, ceiling, scoring in zip(numbers, ceilings, scorings, strict=True):
         of = f" (round {n} of {plan.rounds})" if plan.rounds > 1 else ""
         say(f"(a) passthrough worker{of}")
+        passthrough = spec(f"passthrough{n}", ceiling, "passthrough")
         ceiling_run = measure_throughput(
-            cluster, spec(f"passthrough{n}", ceiling), len(throughput), work / f"a{n}.log",
-            deadline,
-        )  # fmt: skip
+            cluster, passthrough, len(throughput), work / f"a{n}.log", deadline
+        )
         say(f"(b) scoring worker{of}")
         scoring_run = measure_throughput(
-            cluster, spec(f"scoring{n}", scoring, CHAMPIONS), len(throughput),
-            work / f"b{n}.log", deadline,
-        )  # fmt: skip
+            cluster, spec(f"scoring{n}", scoring), len(throughput), work / f"b{n}.log", deadline
+        )
         rounds.append(Round(ceiling_run, scoring_run))
     say(f"latency at {plan.rate:,.0f} readings/s for {plan.seconds:g} s")
     latency = measure_latency(
         cluster,
-        spec("latency", paced, CHAMPIONS),
+        spec("latency", paced),
         readings.head(plan.warm),
         readings.part(plan.warm, plan.primer),
         readings.part(plan.warm + plan.primer, plan.paced),

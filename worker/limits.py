@@ -18,3 +18,6 @@ DEFAULT_MAX_ENTITIES: Final = 200_000
 # scores on a helper thread while the caller scores the anomaly model; their compiled
 # parts (features, forest walks) release the GIL, so the two overlap.
 DEFAULT_SCORING_THREADS: Final = 2
+# Aborted transactions in a row after which an exactly-once worker stops
+# (WORKER_TRANSACTION_ABORT_LIMIT).
+DEFAULT_ABORT_LIMIT: Final = 5

@@ -17,6 +17,14 @@ The runtime hands every batch to a :class:`Checkpoint`: ``begin``, ``produce`` t
   rebalance, KIP-447), ``commit_transaction``. An abortable error aborts the transaction and
   rewinds the batch's partitions to their last committed offsets, so the batch is consumed
   and scored again; :class:`TransactionAborted` tells the runtime which partitions to re-warm.
+  Once an output of a transaction fails, librdkafka refuses every further ``produce`` of it;
+  the first refusal ends the batch's producing and its transaction is aborted the same way.
+  An output the cluster refuses every time (a dead-letter copy above its topic's
+  ``max.message.bytes``, a topic this worker may not write) would abort the same batch
+  forever: after ``abort_limit`` aborts in a row :class:`TransactionError` stops the worker
+  (exit 1), as a delivery failure does at least once. A worker that stops mid-batch aborts
+  its open transaction on close, so ``read_committed`` readers do not wait for the
+  broker's transaction timeout.
 
 Delivery failures (at least once): librdkafka has already retried an output for
 ``message.timeout.ms`` (2 min by default) when it reports it failed, so the cluster is not
@@ -44,13 +52,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from events.dlq import KafkaMessage
 from worker import metrics
 from worker.errors import WorkerError
+from worker.limits import DEFAULT_ABORT_LIMIT
 from worker.records import OutRecord
 
 log = logging.getLogger(__name__)
@@ -63,6 +72,9 @@ QUEUE_FULL_WAIT_S: Final = 0.05
 COMMIT_ATTEMPTS: Final = 5
 # A transaction call still blocked this long after its own timeout is hung, not slow.
 HUNG_CALL_MARGIN_S: Final = 5.0
+# The pause before consuming an aborted batch again: doubling from the first, at most the
+# last.
+ABORT_PAUSE_S: Final = (0.5, 8.0)
 
 Partition = tuple[str, int]
 
@@ -86,10 +98,11 @@ class TransactionStuck(TransactionError):
 class TransactionAborted(OffsetError):
     """The batch's transaction was aborted and its partitions rewound to committed offsets."""
 
-    def __init__(self, message: str, offsets: Mapping[Partition, int]) -> None:
+    def __init__(self, message: str, offsets: Mapping[Partition, int], attempt: int = 1) -> None:
         super().__init__(message)
         self.offsets = dict(offsets)  # where each partition was rewound to
         self.partitions = list(offsets)
+        self.attempt = attempt  # aborts in a row, this one included
 
 
 class ProducerLike(Protocol):
@@ -263,29 +276,53 @@ class AtLeastOnce:
 class ExactlyOnce:
     """One transaction per batch: outputs and input offsets commit together or not at all."""
 
-    def __init__(self, producer: TransactionalProducer, outputs: Outputs, timeout_s: float):
+    def __init__(
+        self,
+        producer: TransactionalProducer,
+        outputs: Outputs,
+        timeout_s: float,
+        abort_limit: int = DEFAULT_ABORT_LIMIT,
+    ):
         self.producer = producer
         self.outputs = outputs
         self.timeout_s = timeout_s
+        self.abort_limit = abort_limit
+        self._open = False  # a transaction was begun and is not yet committed or aborted
+        self._refused: KafkaException | None = None  # produce refused in this transaction
+        self._aborts = 0  # transactions aborted since the last commit
         # Aborts any transaction a previous incarnation of this instance left open and
         # fences it (same transactional.id).
         producer.init_transactions(timeout_s)
 
     def begin(self) -> None:
         self.outputs.deliveries.take()
+        self._refused = None
         self.producer.begin_transaction()
+        self._open = True
 
     def settle(self, consumer: ConsumerLike) -> list[KafkaMessage]:
         """Nothing is pending: every batch's transaction completes in its ``commit``."""
         return []
 
     def produce(self, records: Sequence[OutRecord]) -> None:
-        self.outputs.produce(records)
+        """Produce in the open transaction; a refused record ends it (``commit`` aborts).
+
+        After a failed output librdkafka refuses every further record of the transaction
+        (``_STATE``), and a record it refuses at once (too large) must not be committed
+        without: either way the batch cannot commit whole.
+        """
+        try:
+            self.outputs.produce(records)
+        except KafkaException as exc:
+            self._refused = exc
 
     def commit(
         self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]
     ) -> list[KafkaMessage]:
         """Commit the batch's transaction; the batch, now acknowledged."""
+        if self._refused is not None:
+            refused, self._refused = self._refused, None
+            self._abort_batch(consumer, messages, f"an output was refused: {refused}", refused)
         offsets, group = next_offsets(messages), consumer.consumer_group_metadata()
         try:
             call_with_deadline(
@@ -295,18 +332,18 @@ class ExactlyOnce:
             )
             self._commit_transaction()
         except TransactionStuck:
+            self._open = False  # a hung client cannot abort; a restart does
             metrics.TRANSACTIONS.labels("failed").inc()
             raise
         except KafkaException as exc:
             error = exc.args[0]
             if not (isinstance(error, KafkaError) and error.txn_requires_abort()):
+                self._open = False  # fenced or fatal: the producer can do nothing more
                 metrics.TRANSACTIONS.labels("failed").inc()
                 raise TransactionError(f"transaction failed and cannot be aborted: {exc}") from exc
-            partitions = self._abort(consumer, messages)
-            raise TransactionAborted(
-                f"transaction aborted ({error}); rewound {len(partitions)} partition(s)",
-                partitions,
-            ) from exc
+            self._abort_batch(consumer, messages, str(error), exc)
+        self._open = False
+        self._aborts = 0
         metrics.TRANSACTIONS.labels("committed").inc()
         return list(messages)
 
@@ -317,7 +354,24 @@ class ExactlyOnce:
         """Nothing to do: no batch stays pending between polls."""
 
     def close(self, consumer: ConsumerLike) -> None:
-        """Nothing to do: no transaction stays open between batches."""
+        """Abort the transaction of a batch that failed midway (a clean stop leaves none)."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            call_with_deadline(
+                lambda: self.producer.abort_transaction(self.timeout_s),
+                self.timeout_s + HUNG_CALL_MARGIN_S,
+                "abort_transaction",
+            )
+        except (KafkaException, TransactionStuck) as exc:
+            log.warning(
+                "could not abort the open transaction (the broker aborts it after "
+                "transaction.timeout.ms): %s",
+                exc,
+            )
+            return
+        metrics.TRANSACTIONS.labels("aborted").inc()
 
     def _commit_transaction(self) -> None:
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -332,13 +386,47 @@ class ExactlyOnce:
                     raise
                 log.warning("commit_transaction attempt %d failed, retrying: %s", attempt, error)
 
-    def _abort(
-        self, consumer: ConsumerLike, messages: Sequence[KafkaMessage]
-    ) -> dict[Partition, int]:
-        self.producer.abort_transaction(self.timeout_s)
+    def _abort_batch(
+        self,
+        consumer: ConsumerLike,
+        messages: Sequence[KafkaMessage],
+        reason: str,
+        cause: BaseException,
+    ) -> NoReturn:
+        """Abort the transaction and rewind the batch; raise TransactionAborted, or
+        TransactionError once ``abort_limit`` transactions in a row were aborted."""
+        try:
+            self.producer.abort_transaction(self.timeout_s)
+        except KafkaException as exc:
+            metrics.TRANSACTIONS.labels("failed").inc()
+            raise TransactionError(
+                f"transaction failed ({reason}) and abort failed: {exc}"
+            ) from exc
+        finally:
+            self._open = False
         self.outputs.deliveries.take()
         metrics.TRANSACTIONS.labels("aborted").inc()
-        return rewind(consumer, messages, self.timeout_s)
+        self._aborts += 1
+        partitions = rewind(consumer, messages, self.timeout_s)
+        if self._aborts >= self.abort_limit:
+            raise TransactionError(
+                f"{self._aborts} transactions in a row were aborted (the last: {reason}); "
+                "stopping: an output the cluster refuses every time (a dead-letter record "
+                "above its topic's max.message.bytes, a topic this worker may not write) "
+                "cannot commit by retrying"
+            ) from cause
+        raise TransactionAborted(
+            f"transaction aborted ({reason}); rewound {len(partitions)} partition(s)",
+            partitions,
+            self._aborts,
+        ) from cause
+
+
+def abort_pause_s(attempt: int) -> float:
+    """Seconds to wait before consuming a batch again after its ``attempt``-th abort in a
+    row: a cause that clears (a broker restarting) gets time to, without a busy loop."""
+    first, most = ABORT_PAUSE_S
+    return float(min(first * 2 ** (attempt - 1), most))
 
 
 def call_with_deadline(call: Callable[[], None], deadline_s: float, what: str) -> None:

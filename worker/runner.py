@@ -44,6 +44,7 @@ from worker.offsets import (
     OffsetError,
     Outputs,
     TransactionAborted,
+    abort_pause_s,
 )
 from worker.preflight import check_outputs
 from worker.records import Pipeline
@@ -189,7 +190,10 @@ class Runner:
         try:
             settled += self.checkpoint.commit(self.consumer, batch)
         except TransactionAborted as exc:
-            log.warning("%s; re-warming and consuming the batch again", exc)
+            pause = abort_pause_s(exc.attempt)
+            log.warning("%s; consuming the batch again in %.1f s", exc, pause)
+            if self._stop.wait(pause):
+                return 0
             self.assignments.rewarm(self.consumer, exc.partitions, rewound=exc.offsets)
             return 0
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
@@ -332,7 +336,12 @@ def build_runner(
     producer = producer_of({**settings.producer_config(kafka), "on_delivery": deliveries})
     outputs = Outputs(producer, deliveries, settings.flush_timeout_s)
     checkpoint: Checkpoint = (
-        ExactlyOnce(producer, outputs, settings.transaction_timeout_ms / 1000)
+        ExactlyOnce(
+            producer,
+            outputs,
+            settings.transaction_timeout_ms / 1000,
+            settings.transaction_abort_limit,
+        )
         if settings.processing_guarantee == "exactly_once"
         else AtLeastOnce(outputs)
     )

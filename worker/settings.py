@@ -23,7 +23,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from events import topics
 from events.settings import KafkaSettings
 from models.store import default_store
-from worker.limits import DEFAULT_MAX_ENTITIES, DEFAULT_MAX_FUTURE_S, DEFAULT_SCORING_THREADS
+from worker.limits import (
+    DEFAULT_ABORT_LIMIT,
+    DEFAULT_MAX_ENTITIES,
+    DEFAULT_MAX_FUTURE_S,
+    DEFAULT_SCORING_THREADS,
+)
 from worker.routes import StreamKind
 
 if TYPE_CHECKING:
@@ -112,6 +117,13 @@ class WorkerSettings(BaseSettings):
     )
     transaction_timeout_ms: int = Field(
         60_000, ge=1_000, description="exactly_once: broker aborts a transaction open this long."
+    )
+    transaction_abort_limit: int = Field(
+        DEFAULT_ABORT_LIMIT,
+        ge=1,
+        description="exactly_once: aborted transactions in a row after which the worker "
+        "stops (exit 1). An aborted batch is consumed again after a pause doubling from "
+        "0.5 s; an output the cluster refuses every time would otherwise abort it forever.",
     )
 
     # Warm-up of per-entity state on partition assignment.

@@ -2,7 +2,9 @@
 
 At least once: offsets are stored only after every output is acknowledged; a failed or
 missing acknowledgement stores nothing. Exactly once: one transaction per batch, and the
-abort path rewinds the consumer to the committed offsets.
+abort path rewinds the consumer to the committed offsets, a refused output aborts too, a
+batch aborted again and again stops the worker, and a worker stopping mid-batch aborts its
+open transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from worker.offsets import (
     Outputs,
     TransactionAborted,
     TransactionError,
+    abort_pause_s,
     commit_stored,
     next_offsets,
 )
@@ -73,12 +76,17 @@ class FakeProducer:
         self.commit_errors: list[KafkaException] = []
         self.send_offsets_error: KafkaException | None = None
         self.sent_offsets: list[list[TopicPartition]] = []
+        self.refuse_after: int | None = None  # produce raises _STATE past this many records
+        self.abort_error: KafkaException | None = None
 
     def produce(
         self, topic: str, value: bytes | None = None, key: bytes | None = None, **kwargs: Any
     ) -> None:
         if len(self.queued) >= self.capacity:
             raise BufferError("queue full")
+        if self.refuse_after is not None and len(self.queued) >= self.refuse_after:
+            # what librdkafka raises once an output of the transaction has failed
+            raise KafkaException(KafkaError(KafkaError._STATE, "in AbortableError state"))
         self.queued.append((topic, value))
 
     def poll(self, timeout: float = -1) -> int:
@@ -122,6 +130,8 @@ class FakeProducer:
 
     def abort_transaction(self, timeout: float = -1) -> None:
         self.calls.append("abort")
+        if self.abort_error is not None:
+            raise self.abort_error
 
 
 class FakeConsumer:
@@ -373,6 +383,100 @@ def test_a_fatal_transaction_error_is_raised_without_abort(setup: Callable[..., 
         checkpoint.commit(consumer, batch(("in", 0, 1)))
     assert "abort" not in producer.calls
     assert consumer.seeks == []
+
+
+def _abortable() -> KafkaException:
+    return KafkaException(KafkaError(KafkaError._STATE, "abort me", txn_requires_abort=True))
+
+
+def test_an_output_refused_mid_batch_aborts_the_transaction_instead_of_committing(
+    setup: Callable[..., Setup],
+) -> None:
+    producer, outputs = setup()
+    producer.refuse_after = 1  # the first output failed: librdkafka refuses the second
+    consumer = FakeConsumer(committed={("in", 0): 8})
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
+    checkpoint.begin()
+    checkpoint.produce(records(3))  # no error escapes: the commit deals with it
+    with pytest.raises(TransactionAborted, match="refused") as raised:
+        checkpoint.commit(consumer, batch(("in", 0, 8), ("in", 0, 9)))
+    assert producer.calls == ["init", "begin", "abort"]  # no offsets, no commit
+    assert consumer.seeks == [("in", 0, 8)]
+    assert raised.value.attempt == 1
+
+
+def test_a_batch_aborted_again_and_again_stops_the_worker(setup: Callable[..., Setup]) -> None:
+    producer, outputs = setup()
+    consumer = FakeConsumer(committed={("in", 0): 8})
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0, abort_limit=3)
+    attempts = []
+    for _ in range(2):
+        producer.commit_errors = [_abortable()]
+        checkpoint.begin()
+        with pytest.raises(TransactionAborted) as raised:
+            checkpoint.commit(consumer, batch(("in", 0, 8)))
+        attempts.append(raised.value.attempt)
+    assert attempts == [1, 2]
+    producer.commit_errors = [_abortable()]
+    checkpoint.begin()
+    with pytest.raises(TransactionError, match="3 transactions in a row were aborted"):
+        checkpoint.commit(consumer, batch(("in", 0, 8)))
+    assert producer.calls.count("abort") == 3  # the last one aborted too: nothing left open
+
+
+def test_a_commit_resets_the_count_of_aborts_in_a_row(setup: Callable[..., Setup]) -> None:
+    producer, outputs = setup()
+    consumer = FakeConsumer(committed={("in", 0): 8})
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0, abort_limit=2)
+    for _ in range(3):  # abort, commit, abort: never two in a row
+        producer.commit_errors = [_abortable()]
+        checkpoint.begin()
+        with pytest.raises(TransactionAborted) as raised:
+            checkpoint.commit(consumer, batch(("in", 0, 8)))
+        assert raised.value.attempt == 1
+        checkpoint.begin()
+        checkpoint.commit(consumer, batch(("in", 0, 8)))
+
+
+def test_an_abort_that_fails_is_a_transaction_error(setup: Callable[..., Setup]) -> None:
+    producer, outputs = setup()
+    producer.commit_errors = [_abortable()]
+    producer.abort_error = KafkaException(KafkaError(KafkaError._FATAL, "fatal", fatal=True))
+    consumer = FakeConsumer()
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
+    checkpoint.begin()
+    with pytest.raises(TransactionError, match="abort failed"):
+        checkpoint.commit(consumer, batch(("in", 0, 1)))
+    assert consumer.seeks == []
+
+
+def test_close_aborts_the_transaction_of_a_batch_that_failed_midway(
+    setup: Callable[..., Setup],
+) -> None:
+    producer, outputs = setup()
+    consumer = FakeConsumer()
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
+    checkpoint.begin()
+    checkpoint.commit(consumer, batch(("in", 0, 1)))
+    checkpoint.close(consumer)  # committed: nothing is open
+    assert "abort" not in producer.calls
+    checkpoint.begin()  # the next batch fails while scoring: no commit comes
+    checkpoint.close(consumer)
+    checkpoint.close(consumer)
+    assert producer.calls[-2:] == ["begin", "abort"]
+
+
+def test_close_after_a_failed_abort_only_warns(setup: Callable[..., Setup]) -> None:
+    producer, outputs = setup()
+    producer.abort_error = KafkaException(KafkaError(KafkaError._FATAL, "fatal", fatal=True))
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
+    checkpoint.begin()
+    checkpoint.close(FakeConsumer())  # the broker times the transaction out instead
+    assert producer.calls[-1] == "abort"
+
+
+def test_an_aborted_batch_is_consumed_again_after_a_pause_that_doubles() -> None:
+    assert [abort_pause_s(n) for n in (1, 2, 3, 4, 5, 6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
 
 
 def _count(histogram: Any) -> float:

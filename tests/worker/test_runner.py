@@ -7,11 +7,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from worker import metrics
 from worker.http import Health
-from worker.offsets import AtLeastOnce, Deliveries, Outputs, TransactionAborted, rewind
+from worker.offsets import (
+    AtLeastOnce,
+    Deliveries,
+    ExactlyOnce,
+    Outputs,
+    TransactionAborted,
+    TransactionError,
+    rewind,
+)
 from worker.records import BatchResult, OutRecord
 from worker.runner import Runner, WorkerStopped
 from worker.settings import WorkerSettings
@@ -387,6 +395,13 @@ def test_revoke_commits_before_the_state_is_forgotten() -> None:
     assert runner.assignments.assigned == set()
 
 
+@pytest.fixture
+def no_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An aborted batch is consumed again at once (the pause has its own test)."""
+    monkeypatch.setattr("worker.runner.abort_pause_s", lambda attempt: 0.0)
+
+
+@pytest.mark.usefixtures("no_pause")
 def test_an_aborted_transaction_rebuilds_the_state_of_its_partitions() -> None:
     consumer = GroupConsumer([[Msg(1, 4)]], committed={1: 4})
     pipeline = RecordingPipeline()
@@ -401,6 +416,62 @@ def test_an_aborted_transaction_rebuilds_the_state_of_its_partitions() -> None:
     assert pipeline.calls[-1] == ("warm", [(1, 2), (1, 3)])
 
 
+def test_a_stop_during_the_pause_after_an_abort_leaves_without_re_warming() -> None:
+    consumer = GroupConsumer([[Msg(1, 4)]], committed={1: 4})
+    pipeline = RecordingPipeline()
+    runner, _ = make_runner(consumer, pipeline, Reader({1: 4}), warmup_records=2)
+
+    def abort(*args: Any) -> None:
+        raise TransactionAborted("aborted", {(TOPIC, 1): 4})
+
+    runner.checkpoint.commit = abort  # type: ignore[method-assign,assignment]
+    runner.stop()  # SIGTERM arrives while the batch is scored: the pause ends at once
+    assert runner.step() == 0
+    assert [kind for kind, _ in pipeline.calls] == ["process"]
+
+
+class RefusingProducer(Producer):
+    """A transactional producer whose broker refuses an output of every transaction (a
+    dead-letter copy above its topic's max.message.bytes): each commit needs an abort."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def init_transactions(self, timeout: float = -1) -> None:
+        self.calls.append("init")
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def send_offsets_to_transaction(self, *args: Any, **kwargs: Any) -> None:
+        raise KafkaException(
+            KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large", txn_requires_abort=True)
+        )
+
+    def commit_transaction(self, timeout: float = -1) -> None:
+        self.calls.append("commit")
+
+    def abort_transaction(self, timeout: float = -1) -> None:
+        self.calls.append("abort")
+
+
+@pytest.mark.usefixtures("no_pause")
+def test_a_batch_that_can_never_commit_stops_the_worker_after_the_abort_limit() -> None:
+    consumer = GroupConsumer([[Msg(0, 0), Msg(0, 1)]] * 10, committed={0: 0})
+    producer = RefusingProducer()
+    runner, _ = make_runner(consumer, RecordingPipeline())
+    runner.checkpoint = ExactlyOnce(
+        producer, Outputs(producer, Deliveries(), 1.0), 1.0, abort_limit=3
+    )
+    assert runner.step() == 0  # aborted, rewound, consumed again
+    assert runner.step() == 0
+    with pytest.raises(TransactionError, match="3 transactions in a row"):
+        runner.step()
+    assert producer.calls.count("abort") == 3
+    assert "commit" not in producer.calls
+
+
 class GrowingTopic(GroupConsumer):
     """A partition whose end moves as records arrive (reset=latest starts there)."""
 
@@ -410,6 +481,7 @@ class GrowingTopic(GroupConsumer):
         return (0, self.high)
 
 
+@pytest.mark.usefixtures("no_pause")
 def test_an_abort_before_the_first_commit_rewarms_up_to_where_it_rewound() -> None:
     # No committed offset and reset=latest: consumption started at 1000. The re-warm after
     # the abort must end at the rewind point, not at the partition's end as of then, or

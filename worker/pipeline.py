@@ -111,9 +111,10 @@ class ScoringPipeline:
     def refresh(self, name: str, key: str | None) -> bool:
         """Serve ``name``/``key`` (promoted or rolled back) from the next batch on.
 
-        Returns True when its window is longer than the state holds: the caller should
-        then ``forget`` and ``warm`` the assigned partitions again for exact windows
-        (until then the state keeps what it has and grows as readings arrive).
+        Returns True when its window is longer than the history read back into state (the
+        state is shorter, or a batch already saw the new model and lengthened it): the
+        caller should then ``forget`` and ``warm`` the assigned partitions again for exact
+        windows (until then the state keeps what it has and grows as readings arrive).
         """
         stream = self.serving.routes.stream_of(name)
         if stream is None:  # a model this pipeline does not serve
@@ -125,7 +126,7 @@ class ScoringPipeline:
         """Serve the keys whose first champion came before model updates were followed;
         True when their windows are longer than the state holds (as for ``refresh``)."""
         self.serving.relist()
-        return any(self._short_of_history(stream) for stream in STREAMS)
+        return any([self._short_of_history(stream) for stream in STREAMS])  # both flags taken
 
     def output_topics(self) -> OutputTopics:
         """Outputs and the dead-letter topic of every input; the shadow topic apart."""
@@ -145,8 +146,7 @@ class ScoringPipeline:
             self.sensor.helper = None
 
     def _short_of_history(self, stream: StreamKind) -> bool:
-        held = self.sensor.state.length if stream == "sensor" else self.demand.state.length
-        return self.serving.needed(stream) > held
+        return (self.sensor if stream == "sensor" else self.demand).take_short()
 
 
 def build_pipeline(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeline:

@@ -52,6 +52,9 @@ class Stream(ABC, Generic[R, P]):
         self.routes: ModelRoutes = serving.routes
         evicted = metrics.STATE_EVICTED.labels(self.kind)
         self.state = StreamState(serving.needed(self.kind), max_entities, on_evict=evicted.inc)
+        # The state grew in a batch while it held entities: a model swapped in before the
+        # runner took its refresh needs more history than was read back (see take_short).
+        self._lengthened = False
         # read at each scrape: right after a revoke too, or with no batch of this stream
         metrics.STATE_ENTITIES.labels(self.kind).set_function(self.state.__len__)
 
@@ -72,7 +75,9 @@ class Stream(ABC, Generic[R, P]):
     def process(self, readings: Readings[R], result: BatchResult, dead: DeadLetters) -> None:
         """Push ``readings`` into state and add their outputs to ``result``."""
         plan = self.plan(readings)
-        self.state.require(self.serving.needed(self.kind))
+        held = len(self.state)
+        if self.state.require(self.serving.needed(self.kind)) and held:
+            self._lengthened = True
         accepted, snapshot = self.state.push_batch(*self._columns(readings))
         self._count_stale(readings, accepted, result)
         if not accepted:
@@ -84,6 +89,13 @@ class Stream(ABC, Generic[R, P]):
             dead.refuse(batch.sources[row], error, PROCESSING_REASON)
         if out.dropped:
             log.warning("%s: %d non-finite model output(s) dropped", self.kind, out.dropped)
+
+    def take_short(self) -> bool:
+        """Whether the state holds fewer readings than the serving models need, or grew to
+        their need in a batch (its entities' older readings were never read back); the
+        caller re-warms, so the second case is reported once."""
+        lengthened, self._lengthened = self._lengthened, False
+        return lengthened or self.serving.needed(self.kind) > self.state.length
 
     def warm(self, readings: Readings[R]) -> int:
         """Push history into state only; how many readings were new."""

@@ -139,4 +139,5 @@ def worker_data() -> SimpleNamespace:
         MAINTENANCE=MAINTENANCE,
         DEMAND_PARAMS=DEMAND_PARAMS,
         CACHE_BYTES=CACHE_BYTES,
+        PARTITIONS=PARTITIONS,
     )

@@ -79,10 +79,53 @@ def test_a_longer_window_after_a_swap_asks_for_history_again(
     cache.swap("anomaly")
     assert pipeline.refresh("anomaly", None) is True
     assert pipeline.history_needed(SENSOR) == 96
-    result = pipeline.process(records[30:])
+    pipeline.forget(
+        [(SENSOR, partition) for partition in range(worker_data.PARTITIONS)]
+    )  # the runner re-warms
+    pipeline.warm(records[:30])
     assert pipeline.sensor.state.length == 96
+    result = pipeline.process(records[30:])
     assert result.versions[("anomaly", None)] == version
     assert pipeline.refresh("anomaly", None) is False
+
+
+def test_a_swap_a_batch_saw_before_its_refresh_still_asks_for_history_again(
+    pipeline: ScoringPipeline, registry: Registry, cache: ModelCache, worker_data: Any
+) -> None:
+    # The updates thread swaps the cache while the runner waits in consume(): the batch it
+    # gets scores with the new version, whose window the state grows to (padded, not read
+    # back), before the runner takes the refresh.
+    records = worker_data.sensor_records()
+    pipeline.process(records[:30])
+    version = train_longer_anomaly(registry, worker_data)
+    registry.promote("anomaly", version)
+    cache.swap("anomaly")
+    pipeline.process(records[30:33])
+    assert pipeline.sensor.state.length == 96
+    assert pipeline.refresh("anomaly", None) is True
+    assert pipeline.refresh("anomaly", None) is False  # asked once: the runner re-warms
+
+
+def test_after_a_swap_seen_early_the_rewarmed_worker_scores_as_one_started_on_it(
+    store_dir: Path, registry: Registry, cache: ModelCache, worker_data: Any
+) -> None:
+    records = worker_data.sensor_records(worker_data.machines(periods=200))
+    live = ScoringPipeline(ModelStore(store_dir), cache)
+    worker_data.run(live, records[:300])
+    version = train_longer_anomaly(registry, worker_data)
+    registry.promote("anomaly", version)
+    cache.swap("anomaly")
+    live.process(records[300:303])  # saw the new version before its refresh
+    if live.refresh("anomaly", None):  # what the runner does with the answer
+        live.forget([(SENSOR, partition) for partition in range(worker_data.PARTITIONS)])
+        live.warm(records[:303])
+    got = worker_data.run(live, records[303:])
+    store = ModelStore(store_dir)
+    started = ScoringPipeline(store, ModelCache(store, worker_data.CACHE_BYTES))
+    started.warm(records[:303])
+    expected = worker_data.run(started, records[303:])
+    assert got.versions[("anomaly", None)] == version
+    assert got.records and sorted(got.records) == sorted(expected.records)
 
 
 def test_a_refresh_notes_the_window_of_the_version_served_not_the_registrys_latest(

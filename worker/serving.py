@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from models.base import Model, ModelError
 from models.fallback import season_for_step
@@ -34,6 +35,10 @@ from models.registry_errors import ModelNotFoundError, NoChampionError
 from models.store import ModelStore
 from models.versions import LoadedModel
 from worker.routes import STREAMS, ModelRoutes, StreamKind
+
+# Fallbacks kept built, the most recently used: the anomaly fallback is built per set of
+# metrics a batch's machines report, and a fleet of varied metric sets makes many sets.
+FALLBACKS_KEPT: Final = 256
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +104,7 @@ class Serving:
         self._blocked: dict[ModelKey, float] = {}
         self._facts: dict[ModelKey, _Facts] = {}
         self._challenger_facts: dict[ModelKey, _Facts] = {}
-        self._fallbacks: dict[tuple[Any, ...], Served] = {}
+        self._fallbacks: OrderedDict[tuple[Any, ...], Served] = OrderedDict()
         self._needed: dict[StreamKind, int] = dict.fromkeys(STREAMS, routes.min_history)
         self._note("sensor", routes.zscore_window)
         self._note("demand", self.demand_fallback().spec.history_needed)
@@ -202,11 +207,15 @@ class Serving:
     ) -> Served:
         memo = (name, family, tuple(sorted(params.items())))
         served = self._fallbacks.get(memo)
-        if served is None:
-            model = create(family, params)
-            spec = spec_from_metadata(model.metadata())
-            horizon = int(params.get("horizon", 1))
-            served = self._fallbacks[memo] = Served(name, None, 0, model, spec, step, horizon)
+        if served is not None:
+            self._fallbacks.move_to_end(memo)
+            return served
+        model = create(family, params)
+        spec = spec_from_metadata(model.metadata())
+        horizon = int(params.get("horizon", 1))
+        served = self._fallbacks[memo] = Served(name, None, 0, model, spec, step, horizon)
+        if len(self._fallbacks) > FALLBACKS_KEPT:
+            self._fallbacks.popitem(last=False)
         return served
 
     # -- bookkeeping ---------------------------------------------------------------------

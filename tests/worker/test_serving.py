@@ -18,7 +18,7 @@ from models.store import ModelStore
 from worker.pipeline import ScoringPipeline
 from worker.records import OutRecord
 from worker.routes import ModelRoutes
-from worker.serving import Serving
+from worker.serving import FALLBACKS_KEPT, Serving
 
 SENSOR = "readings.sensor"
 
@@ -270,3 +270,14 @@ def test_fallbacks_are_version_0_and_need_no_training(tmp_path: Path) -> None:
     assert serving.needed("demand") == 48 and serving.needed("sensor") == 48
     assert serving.champion("anomaly") is None
     assert serving.anomaly_fallback(("power", "temperature")) is anomaly  # built once
+
+
+def test_fallbacks_built_for_ever_new_metric_sets_stay_bounded(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "empty")
+    serving = Serving(store, ModelCache(store, 1024), ModelRoutes())
+    first = serving.anomaly_fallback(("power", "m0"))
+    for n in range(1, FALLBACKS_KEPT + 50):  # a fleet of varied metric sets
+        serving.anomaly_fallback(("power", f"m{n}"))
+        assert serving.anomaly_fallback(("power", "m0")) is first  # in use: kept
+    assert len(serving._fallbacks) == FALLBACKS_KEPT
+    assert serving.anomaly_fallback(("power", "m1")).spec.inputs == ("power", "m1")  # rebuilt

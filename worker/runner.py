@@ -48,6 +48,7 @@ from worker.offsets import (
 )
 from worker.preflight import check_outputs
 from worker.records import Pipeline
+from worker.scoring import warm_up
 from worker.settings import PipelineFactory, WorkerSettings
 from worker.updates import AlertPublisher, ModelUpdates, parse_model_key
 from worker.warmup import Assignments, GroupConsumer, HistoryReader
@@ -329,7 +330,7 @@ def build_runner(
     def producer_of(config: dict[str, Any]) -> confluent_kafka.Producer:
         return confluent_kafka.Producer({**config, **kafka_log})
 
-    cache = ModelCache(ModelStore(settings.model_store), settings.cache_bytes)
+    cache = ModelCache(ModelStore(settings.model_store), settings.cache_bytes, warm_up)
     pipeline = (factory or settings.pipeline_factory())(settings, cache)
     check_outputs(pipeline, kafka, PREFLIGHT_TIMEOUT_S)
     deliveries = Deliveries()

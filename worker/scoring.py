@@ -6,6 +6,7 @@ that raises is logged once for the group and reported as None, so the caller ser
 fallback and no reading is lost. Time in the model call and the version used are booked
 on the batch result for the runtime's metrics. :meth:`Scorer.submit` runs the same on the
 pipeline's helper thread, when it has one, so that model scores while the caller goes on.
+:func:`warm_up` is the model cache's warm-up: a version is scored once before it serves.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from models.base import FloatArray, Scores
+from models.versions import LoadedModel
 from worker.intake import Readings
 from worker.records import BatchResult
 from worker.serving import Served
@@ -96,3 +100,18 @@ class Scorer:
             model_key = (served.name, served.key)
             booked[model_key] = max(booked.get(model_key, 0), served.version)
         return scores
+
+
+def warm_up(loaded: LoadedModel) -> None:
+    """Score one row of zeros with a freshly loaded version (the scores are discarded).
+
+    What a model builds on its first call (a sequence model's TensorFlow graph takes about
+    0.1 s) is then built where the cache loads it: on the updates thread for a swap, off
+    the hot path. A version that cannot score a row of its own width fails here, and the
+    version serving keeps serving.
+    """
+    model = loaded.model
+    row = np.zeros((1, len(model.feature_names)))
+    model.predict_batch(row)
+    if isinstance(model, GapFiller):
+        model.impute_rows(row)

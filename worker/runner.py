@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
 import confluent_kafka
@@ -97,6 +97,7 @@ class Runner:
         cache: CacheLike | None = None,
         server: HealthServer | None = None,
         stop_event: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.consumer = consumer
@@ -119,10 +120,12 @@ class Runner:
             name=settings.instance_id,
         )
         self._refresh = getattr(pipeline, "refresh", None)
-        # Keys first promoted before the updates thread was positioned have no update that
-        # announces them: the pipeline lists the keys again once, when it is positioned.
+        # A key's first champion may come with no update that announces it (promoted before
+        # the updates thread was positioned, or with --no-announce): the pipeline lists the
+        # keys again when that thread is positioned, then at every alias check.
         self._relist = getattr(pipeline, "relist", None)
-        self._relisted = False
+        self._next_relist: float | None = None  # None: not yet positioned
+        self._clock = clock
         self._close_pipeline = getattr(pipeline, "close", None)  # its helper thread, if any
         if updates is None:
             health.set_models_ready(True)
@@ -248,9 +251,11 @@ class Runner:
         for name, key in self.updates.refreshes():
             # True: the new model needs a longer window than the state holds.
             rewarm = bool(self._refresh(name, key)) or rewarm
-        if self._relist is not None and not self._relisted and self.updates.positioned.is_set():
-            self._relisted = True
-            rewarm = bool(self._relist()) or rewarm
+        if self._relist is not None and self.updates.positioned.is_set():
+            now = self._clock()
+            if self._next_relist is None or now >= self._next_relist:
+                self._next_relist = now + self.settings.alias_check_s
+                rewarm = bool(self._relist()) or rewarm
         if rewarm and self.assignments.assigned:
             log.info("a swapped model needs more history; re-warming the assigned partitions")
             self.assignments.rewarm(self.consumer, sorted(self.assignments.assigned), True)

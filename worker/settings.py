@@ -195,9 +195,10 @@ class WorkerSettings(BaseSettings):
         validation_alias=AliasChoices(
             "alias_check_s", "WORKER_ALIAS_CHECK_S", "WORKER_CHALLENGER_CHECK_S"
         ),
-        description="How often the store's aliases of the served keys are read again: a "
-        "champion changed without an update reaching this instance, or a challenger the "
-        "trainer rejected (no update says so), is followed within this.",
+        description="How often the store's aliases of the served keys and the keys of "
+        "every served model are read again: a champion changed or a key's first champion "
+        "made without an update reaching this instance, or a challenger the trainer "
+        "rejected (no update says so), is followed within this.",
     )
     pipeline: str = Field(
         "worker.pipeline:build_pipeline",

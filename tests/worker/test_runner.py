@@ -620,19 +620,32 @@ def test_outputs_unacknowledged_at_a_graceful_stop_fail_the_run() -> None:
     assert consumer.stored == [] and consumer.closed  # nothing stored; every step ran
 
 
-def test_the_model_keys_are_listed_again_once_when_the_updates_are_positioned() -> None:
-    consumer = GroupConsumer([[], [], []])
+def test_the_model_keys_are_listed_again_when_positioned_then_at_every_alias_check() -> None:
+    consumer = GroupConsumer([[]] * 6)
     pipeline = RecordingPipeline()
-    relisted: list[bool] = []
-    pipeline.relist = lambda: relisted.append(True) or False  # type: ignore[attr-defined]
-    runner, _ = make_runner(consumer, pipeline)
+    relisted: list[float] = []
+    now = [0.0]
+    pipeline.relist = lambda: relisted.append(now[0]) or False  # type: ignore[attr-defined]
+    config = WorkerSettings(input_topics=[TOPIC], instance_id="t-0", alias_check_s=10)
+    producer = Producer()
+    runner = Runner(
+        config,
+        consumer,
+        AtLeastOnce(Outputs(producer, Deliveries(), 1.0)),
+        pipeline,
+        health=Health(60),
+        reader=HistoryReader(lambda: Reader({})),
+        clock=lambda: now[0],
+    )
     runner.updates = updates = FakeUpdates()  # type: ignore[assignment]
     runner.step()
     assert relisted == []  # not positioned yet: a promotion may still be missed
     updates.positioned.set()
-    runner.step()
-    runner.step()
-    assert relisted == [True]
+    for at in (1.0, 5.0, 11.0, 12.0, 21.0):
+        now[0] = at
+        runner.step()
+    # a key first promoted unannounced (--no-announce) is served within the alias check
+    assert relisted == [1.0, 11.0, 21.0]
 
 
 def test_a_dead_updates_thread_stops_the_worker() -> None:

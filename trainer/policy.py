@@ -19,6 +19,10 @@ ACTIONS: Final[dict[str, RetrainAction]] = {
     "fine_tune": "fine_tune",
     "full_retrain": "full_retrain",
 }
+# Families whose outputs are predictions the monitor pairs with actuals (risk, forecasts):
+# only these can beat their champion on live pairs. An anomaly model publishes alerts, so
+# a challenger of it would wait for a verdict forever; its gate's verdict promotes it.
+SHADOWED_FAMILIES: Final = frozenset({"maintenance", "demand", "sequence"})
 
 
 def trigger_of(job: Job) -> Trigger:
@@ -43,3 +47,8 @@ def gate_rule(family: str, settings: TrainerSettings) -> GateRule:
     if family == "anomaly":
         return GateRule(settings.detection_metric, True, settings.detection_margin)
     return GateRule("mae", False, settings.forecast_margin)
+
+
+def shadows(family: str, settings: TrainerSettings) -> bool:
+    """Whether a candidate of ``family`` that passed the gate runs in shadow first."""
+    return settings.shadow and family in SHADOWED_FAMILIES

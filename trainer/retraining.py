@@ -51,7 +51,7 @@ from trainer.gate import Verdict, infra_check, validate
 from trainer.lineage import read_lineage, serving_champion
 from trainer.outbox import Change, Outbox
 from trainer.planning import champion_inputs, job_window, plan_job
-from trainer.policy import gate_rule, thresholds, trigger_of
+from trainer.policy import gate_rule, shadows, thresholds, trigger_of
 from trainer.rules import Decision, Lineage, decide
 from trainer.settings import TrainerSettings
 from trainer.state import DecisionRecord, Job, TrainerState
@@ -249,7 +249,7 @@ class Retrainer:
         found = figures(verdict)
         if not verdict.passed:
             return self._reject(attempt, plan, version, found, f"rejected: {verdict.reason}")
-        if self.settings.shadow and has_champion:
+        if has_champion and shadows(plan.family, self.settings):
 
             def challenge() -> None:
                 self.registry.set_challenger(

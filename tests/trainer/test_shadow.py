@@ -15,6 +15,8 @@ from models.history import Aliases
 from models.registry import Registry
 from trainer.errors import PublishError
 from trainer.outbox import Outbox
+from trainer.policy import shadows
+from trainer.settings import TrainerSettings
 from trainer.shadow import ShadowTracker, judge_shadow, settle
 from trainer.state import TrainerState
 
@@ -192,3 +194,15 @@ def test_health_is_dated_by_when_it_was_measured_not_by_its_event_time() -> None
     measured = started + timedelta(seconds=30)
     verdict = tracker.observe(health(2, 5.0, 200, minutes=1), aliases, started, measured)
     assert verdict is not None and verdict.promote
+
+
+def test_only_families_whose_predictions_are_paired_run_in_shadow(tmp_path: Path) -> None:
+    shadow = TrainerSettings(model_store=tmp_path / "store", shadow=True)
+    # an anomaly model publishes alerts, never a paired prediction: a challenger of it
+    # would wait for live pairs forever, so its gate's verdict promotes it
+    assert [f for f in ("anomaly", "maintenance", "demand", "sequence") if shadows(f, shadow)] == [
+        "maintenance",
+        "demand",
+        "sequence",
+    ]
+    assert not shadows("demand", shadow.model_copy(update={"shadow": False}))

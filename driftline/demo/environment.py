@@ -81,6 +81,12 @@ class Tuning:
     # caught at once.
     warning: float = 0.75
     critical: float = 1.0
+    # How much lower a candidate's holdout MAE must be than the champion's. Against a
+    # champion drifted by +400 %, a candidate trained a few seconds after the onset, on
+    # mostly older readings, wins by a few percent and then serves at nearly the drifted
+    # error, within the loose bounds above, so nothing asks again. A quarter lower waits
+    # for a candidate that learnt the new regime (the next request, ten seconds on).
+    forecast_margin: float = 0.25
 
 
 def common_env(bootstrap: str, layout: Layout) -> dict[str, str]:
@@ -147,6 +153,7 @@ def trainer_env(run: str, port: int, layout: Layout, tuning: Tuning) -> dict[str
         # The same bounds as the monitor's, so a request's evidence is read alike.
         "TRAINER_MODERATE_DEGRADATION": str(tuning.warning),
         "TRAINER_CRITICAL_DEGRADATION": str(tuning.critical),
+        "TRAINER_FORECAST_MARGIN": str(tuning.forecast_margin),
         "TRAINER_CHECK_INTERVAL_S": "0",
         "TRAINER_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_S),
     }

@@ -106,6 +106,10 @@ UPDATES_ERRORS = Counter(
 REBALANCES = Counter(
     PREFIX + "rebalances_total", "Partition assignment changes, by event.", ["event"]
 )
+REVOKED_RECORDS = Counter(
+    PREFIX + "revoked_records_total",
+    "Records consume() returned for a partition it revoked in the same call: left unscored.",
+)
 ASSIGNED_PARTITIONS = Gauge(PREFIX + "assigned_partitions", "Input partitions assigned.")
 WARMUP_SECONDS = Histogram(
     PREFIX + "warmup_seconds", "Seconds to read back history on assignment.", buckets=WARMUP_BUCKETS

@@ -182,7 +182,7 @@ class Runner:
             num_messages=self.settings.batch_max_records, timeout=self.settings.batch_max_wait_s
         )
         self.health.polled()
-        batch = self._valid(messages)
+        batch = self._owned(self._valid(messages))
         if not batch:
             self._acknowledged(self.checkpoint.settle(self.consumer))
             return 0
@@ -281,6 +281,21 @@ class Runner:
                 ", ".join(f"{name} x{count}" for name, count in errors.items()),
             )
         return batch
+
+    def _owned(self, batch: list[KafkaMessage]) -> list[KafkaMessage]:
+        """The batch without records of partitions revoked during the ``consume()`` call
+        that returned them: they are left, unscored and uncommitted, to the next owner."""
+        dropped = self.assignments.take_dropped()
+        if not dropped or not batch:
+            return batch
+        owned = [m for m in batch if (m.topic(), m.partition()) not in dropped]
+        if len(owned) < len(batch):
+            metrics.REVOKED_RECORDS.inc(len(batch) - len(owned))
+            log.info(
+                "left %d record(s) of partitions revoked during the poll to their next owner",
+                len(batch) - len(owned),
+            )
+        return owned
 
     def _observe(self, batch: Sequence[KafkaMessage]) -> None:
         per_topic: Counter[str] = Counter()

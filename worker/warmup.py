@@ -220,6 +220,8 @@ class Assignments:
         # Where consumption of an assigned partition without a committed offset started:
         # a re-warm before its first commit ends there, not at the reset watermark of then.
         self._starts: dict[tuple[str, int], int] = {}
+        # Revoked or lost since the last take_dropped(): see there.
+        self._dropped: set[tuple[str, int]] = set()
 
     def on_assign(self, consumer: GroupConsumer, partitions: list[TopicPartition]) -> None:
         if not partitions:  # a cooperative rebalance that gave this member nothing new
@@ -248,6 +250,16 @@ class Assignments:
         log.warning("%s: lost %s without a clean revoke", self.name, _names(partitions))
         self.checkpoint.forget([(tp.topic, tp.partition) for tp in partitions])
         self._drop(partitions)
+
+    def take_dropped(self) -> set[tuple[str, int]]:
+        """Partitions revoked or lost since the last call (and forgets them).
+
+        The callbacks run inside ``consume()``, which may return records it fetched from a
+        partition before revoking it in the same call. Those records are its next owner's:
+        scored here, on the state just forgotten, they would go out wrong and twice.
+        """
+        dropped, self._dropped = self._dropped, set()
+        return dropped
 
     def warm(
         self,
@@ -319,6 +331,7 @@ class Assignments:
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.pipeline.forget(pairs)
         self.assigned.difference_update(pairs)
+        self._dropped.update(pairs)
         for pair in pairs:
             self._starts.pop(pair, None)
         metrics.forget_partitions(pairs)

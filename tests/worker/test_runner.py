@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from prometheus_client import REGISTRY
 
 from worker import metrics
 from worker.http import Health
@@ -118,10 +119,10 @@ class GroupConsumer:
             self.on_empty()
             return []
         step = self.script.pop(0)
-        if isinstance(step, tuple):  # ("on_assign", [TopicPartition...])
-            name, partitions = step
+        if isinstance(step, tuple):  # ("on_assign", [TopicPartition...][, records fetched before])
+            name, partitions, *fetched = step
             self.callbacks[name](self, partitions)
-            return []
+            return list(fetched[0]) if fetched else []
         assert len(step) <= num_messages
         for message in step:  # the application's position, as librdkafka keeps it
             self.positions[message.partition()] = message.offset() + 1
@@ -393,6 +394,26 @@ def test_revoke_commits_before_the_state_is_forgotten() -> None:
     assert consumer.commits == 1
     assert pipeline.calls[-1] == ("forget", [(TOPIC, 2)])
     assert runner.assignments.assigned == set()
+
+
+def test_records_of_a_partition_revoked_during_the_poll_are_left_to_its_next_owner() -> None:
+    kept, moved = TopicPartition(TOPIC, 1), TopicPartition(TOPIC, 2)
+    fetched = [Msg(1, 5), Msg(2, 7), Msg(2, 8)]  # fetched before the revoke, returned after
+    consumer = GroupConsumer(
+        [("on_assign", [kept, moved]), ("on_revoke", [moved], fetched), [Msg(1, 6)]]
+    )
+    pipeline = RecordingPipeline(history=0)
+    runner, _ = make_runner(consumer, pipeline)
+    runner.start()
+    before = REGISTRY.get_sample_value("driftline_worker_revoked_records_total") or 0.0
+    for _ in range(4):
+        runner.step()
+    processed = [batch for kind, batch in pipeline.calls if kind == "process"]
+    assert processed == [[(1, 5)], [(1, 6)]]
+    stored = {tp: offset for offsets in consumer.stored for tp, offset in offsets.items()}
+    assert stored == {(TOPIC, 1): 7}  # nothing stored, hence committed, for partition 2
+    after = REGISTRY.get_sample_value("driftline_worker_revoked_records_total")
+    assert after == before + 2
 
 
 @pytest.fixture

@@ -422,8 +422,8 @@ def no_pause(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("worker.runner.abort_pause_s", lambda attempt: 0.0)
 
 
-@pytest.mark.usefixtures("no_pause")
-def test_an_aborted_transaction_rebuilds_the_state_of_its_partitions() -> None:
+def aborting_runner() -> tuple[Runner, RecordingPipeline]:
+    """A runner over one record of partition 1 whose every transaction aborts."""
     consumer = GroupConsumer([[Msg(1, 4)]], committed={1: 4})
     pipeline = RecordingPipeline()
     runner, _ = make_runner(consumer, pipeline, Reader({1: 4}), warmup_records=2)
@@ -432,20 +432,19 @@ def test_an_aborted_transaction_rebuilds_the_state_of_its_partitions() -> None:
         raise TransactionAborted("aborted", {(TOPIC, 1): 4})
 
     runner.checkpoint.commit = abort  # type: ignore[method-assign,assignment]
+    return runner, pipeline
+
+
+@pytest.mark.usefixtures("no_pause")
+def test_an_aborted_transaction_rebuilds_the_state_of_its_partitions() -> None:
+    runner, pipeline = aborting_runner()
     assert runner.step() == 0
     assert [kind for kind, _ in pipeline.calls] == ["process", "forget", "warm"]
     assert pipeline.calls[-1] == ("warm", [(1, 2), (1, 3)])
 
 
 def test_a_stop_during_the_pause_after_an_abort_leaves_without_re_warming() -> None:
-    consumer = GroupConsumer([[Msg(1, 4)]], committed={1: 4})
-    pipeline = RecordingPipeline()
-    runner, _ = make_runner(consumer, pipeline, Reader({1: 4}), warmup_records=2)
-
-    def abort(*args: Any) -> None:
-        raise TransactionAborted("aborted", {(TOPIC, 1): 4})
-
-    runner.checkpoint.commit = abort  # type: ignore[method-assign,assignment]
+    runner, pipeline = aborting_runner()
     runner.stop()  # SIGTERM arrives while the batch is scored: the pause ends at once
     assert runner.step() == 0
     assert [kind for kind, _ in pipeline.calls] == ["process"]

@@ -69,14 +69,23 @@ def train_longer_anomaly(registry: Registry, worker_data: Any) -> int:
     )
 
 
-def test_a_longer_window_after_a_swap_asks_for_history_again(
+def swap_to_longer_anomaly(
     pipeline: ScoringPipeline, registry: Registry, cache: ModelCache, worker_data: Any
-) -> None:
+) -> tuple[list[Any], int]:
+    """Score 30 sensor records, then promote and swap in a longer-window anomaly model;
+    the records and the new version."""
     records = worker_data.sensor_records()
     pipeline.process(records[:30])
     version = train_longer_anomaly(registry, worker_data)
     registry.promote("anomaly", version)
     cache.swap("anomaly")
+    return records, version
+
+
+def test_a_longer_window_after_a_swap_asks_for_history_again(
+    pipeline: ScoringPipeline, registry: Registry, cache: ModelCache, worker_data: Any
+) -> None:
+    records, version = swap_to_longer_anomaly(pipeline, registry, cache, worker_data)
     assert pipeline.refresh("anomaly", None) is True
     assert pipeline.history_needed(SENSOR) == 96
     pipeline.forget(
@@ -95,11 +104,7 @@ def test_a_swap_a_batch_saw_before_its_refresh_still_asks_for_history_again(
     # The updates thread swaps the cache while the runner waits in consume(): the batch it
     # gets scores with the new version, whose window the state grows to (padded, not read
     # back), before the runner takes the refresh.
-    records = worker_data.sensor_records()
-    pipeline.process(records[:30])
-    version = train_longer_anomaly(registry, worker_data)
-    registry.promote("anomaly", version)
-    cache.swap("anomaly")
+    records, _ = swap_to_longer_anomaly(pipeline, registry, cache, worker_data)
     pipeline.process(records[30:33])
     assert pipeline.sensor.state.length == 96
     assert pipeline.refresh("anomaly", None) is True

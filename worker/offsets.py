@@ -474,9 +474,7 @@ def rewind(
     A partition that has no committed offset yet goes back to the batch's first offset of
     it, which is where consumption of it started.
     """
-    first: dict[Partition, int] = {}
-    for message in messages:
-        first.setdefault((message.topic() or "", message.partition() or 0), message.offset() or 0)
+    first = first_offsets(messages)
     asked = [TopicPartition(topic, partition) for topic, partition in first]
     try:
         committed = consumer.committed(asked, timeout=timeout_s)
@@ -488,6 +486,14 @@ def rewind(
         consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         sought[(tp.topic, tp.partition)] = offset
     return sought
+
+
+def first_offsets(messages: Sequence[KafkaMessage]) -> dict[Partition, int]:
+    """The first offset of each partition among ``messages`` (in the order consumed)."""
+    first: dict[Partition, int] = {}
+    for message in messages:
+        first.setdefault((message.topic() or "", message.partition() or 0), message.offset() or 0)
+    return first
 
 
 def commit_stored(consumer: ConsumerLike) -> None:

@@ -3,6 +3,7 @@
 One thread does everything that touches the group consumer and the scoring pipeline:
 
     consume(num_messages=batch_max_records, timeout=batch_max_wait_s)   # micro-batch
+    -> models swapped meanwhile served (history read back up to the batch if needed)
     -> pipeline.process(batch)                                          # decode, score
     -> checkpoint.settle()          # the previous batch acknowledged -> its offsets stored
     -> checkpoint.produce(outputs); checkpoint.commit(batch)            # worker.offsets
@@ -45,6 +46,7 @@ from worker.offsets import (
     Outputs,
     TransactionAborted,
     abort_pause_s,
+    first_offsets,
 )
 from worker.preflight import check_outputs
 from worker.records import Pipeline
@@ -186,6 +188,9 @@ class Runner:
         if not batch:
             self._acknowledged(self.checkpoint.settle(self.consumer))
             return 0
+        # A model swapped in while consume() waited: served from this batch on, it may need
+        # history that is read back now, up to the batch, not after the batch met it.
+        self._watch_updates(batch)
         started = time.monotonic()
         self.checkpoint.begin()
         result = self.pipeline.process(batch)
@@ -239,7 +244,9 @@ class Runner:
             ) from unacknowledged
         log.info("worker %s stopped", self.settings.instance_id)
 
-    def _watch_updates(self) -> None:
+    def _watch_updates(self, batch: Sequence[KafkaMessage] = ()) -> None:
+        """Serve swapped models; re-warm when one needs a longer window, up to the first
+        offsets of ``batch`` for its partitions (consumed, still to be scored)."""
         if self.updates is None:
             return
         if not self.updates.is_alive() and not self._stop.is_set():
@@ -258,7 +265,12 @@ class Runner:
                 rewarm = bool(self._relist()) or rewarm
         if rewarm and self.assignments.assigned:
             log.info("a swapped model needs more history; re-warming the assigned partitions")
-            self.assignments.rewarm(self.consumer, sorted(self.assignments.assigned), True)
+            self.assignments.rewarm(
+                self.consumer,
+                sorted(self.assignments.assigned),
+                to_position=True,
+                until=first_offsets(batch),
+            )
 
     def _valid(self, messages: Sequence[Any]) -> list[KafkaMessage]:
         """The batch without error events; errors are counted and logged once per batch."""

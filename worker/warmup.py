@@ -78,12 +78,14 @@ def plan(
     to_position: bool = False,
     resume: dict[tuple[str, int], int] | None = None,
     starts: Mapping[tuple[str, int], int] | None = None,
+    until: Mapping[tuple[str, int], int] | None = None,
 ) -> list[Window]:
     """The read-back window of each partition (empty ones left out).
 
     Windows end at the committed offsets (a new assignment: consumption resumes there) or,
     ``to_position``, at the consumer's positions (re-warming partitions it is consuming,
-    whose last batches may not be committed yet). A partition without either ends where
+    whose last batches may not be committed yet); a partition in ``until`` ends there (the
+    first offset of a batch consumed and still to be scored). A partition without any ends where
     its consumption started, if ``starts`` knows it (it was assigned or rewound there);
     else where ``reset`` says, as of now, and ``resume`` gets that offset, so that
     consumption can start exactly there (librdkafka would look "latest" up again later,
@@ -97,6 +99,8 @@ def plan(
         positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(asked)}
         for tp in ends:
             tp.offset = max(tp.offset, positions.get((tp.topic, tp.partition), -1))
+    for tp in ends:
+        tp.offset = (until or {}).get((tp.topic, tp.partition), tp.offset)
     windows = []
     for tp in ends:
         low, high = consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT_S)
@@ -267,6 +271,7 @@ class Assignments:
         partitions: Sequence[TopicPartition],
         to_position: bool = False,
         starts: Mapping[tuple[str, int], int] | None = None,
+        until: Mapping[tuple[str, int], int] | None = None,
     ) -> dict[tuple[str, int], int]:
         """Read back history of ``partitions`` into the pipeline's state; where consumption
         of the partitions without a committed offset must start (see :func:`plan`)."""
@@ -283,6 +288,7 @@ class Assignments:
                 to_position=to_position,
                 resume=resume,
                 starts=starts,
+                until=until,
             )
             total, unfinished = self.reader.read(windows, self.pipeline.warm, self.timeout_s)
         finally:
@@ -319,13 +325,15 @@ class Assignments:
         partitions: Sequence[tuple[str, int]],
         to_position: bool = False,
         rewound: Mapping[tuple[str, int], int] | None = None,
+        until: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
         """Rebuild the state of ``partitions``: after an aborted transaction (up to the
         offsets the consumer was ``rewound`` to) or when a swapped model needs a longer
-        window (``to_position``: up to where consumption stands)."""
+        window (``to_position``: up to where consumption stands, or to ``until`` for the
+        partitions of a batch in hand)."""
         self.pipeline.forget(list(partitions))
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
-        self.warm(consumer, tps, to_position, {**self._starts, **(rewound or {})})
+        self.warm(consumer, tps, to_position, {**self._starts, **(rewound or {})}, until)
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
         pairs = [(tp.topic, tp.partition) for tp in partitions]

@@ -548,18 +548,22 @@ def test_a_swap_before_the_first_batch_rewarms_up_to_where_consumption_started()
 
 
 class FakeUpdates:
+    """Model updates with one swap (demand/p-1) to take, as the updates thread queues it."""
+
     def __init__(self, alive: bool = True) -> None:
         self.ready = threading.Event()
         self.ready.set()
         self.positioned = threading.Event()
         self.alive = alive
         self.error = None
+        self.pending: list[tuple[str, str | None]] = [("demand", "p-1")]
 
     def is_alive(self) -> bool:
         return self.alive
 
     def refreshes(self) -> list[tuple[str, str | None]]:
-        return [("demand", "p-1")]
+        taken, self.pending = self.pending, []
+        return taken
 
     def start(self) -> None:
         pass
@@ -613,6 +617,35 @@ def test_a_swap_seen_with_a_batch_in_hand_rewarms_before_consuming_it() -> None:
     assert [kind for kind, _ in pipeline.calls] == ["forget", "warm", "warm", "process"]
     rewarmed = warmed_offsets(pipeline.calls[1:3])
     assert rewarmed == [4, 5, 6, 7]
+    assert pipeline.calls[3] == ("process", [(1, 8), (1, 9)])
+
+
+def test_a_swap_during_the_poll_rewarms_up_to_the_batch_before_scoring_it() -> None:
+    tp = TopicPartition(TOPIC, 1)
+    consumer = GroupConsumer(
+        [("on_assign", [tp]), [Msg(1, 6), Msg(1, 7)], [Msg(1, 8), Msg(1, 9)]], committed={1: 6}
+    )
+    pipeline = RecordingPipeline()
+    pipeline.refresh = lambda name, key: True  # type: ignore[method-assign,assignment]
+    runner, _ = make_runner(consumer, pipeline, Reader({1: 12}), warmup_records=4)
+    runner.start()
+    runner.step()  # assignment: warmed up to the committed offset 6
+    assert runner.step() == 2  # 6 and 7 scored
+    updates = FakeUpdates()
+    updates.pending = []
+    runner.updates = updates  # type: ignore[assignment]
+    polled = consumer.consume
+
+    def swap_while_polling(num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        updates.pending.append(("anomaly", None))  # the updates thread swaps meanwhile
+        return polled(num_messages, timeout)
+
+    consumer.consume = swap_while_polling  # type: ignore[method-assign]
+    del pipeline.calls[:]
+    assert runner.step() == 2
+    # read back up to the batch (its own readings are scored, not history), then scored
+    assert [kind for kind, _ in pipeline.calls] == ["forget", "warm", "warm", "process"]
+    assert warmed_offsets(pipeline.calls[1:3]) == [4, 5, 6, 7]
     assert pipeline.calls[3] == ("process", [(1, 8), (1, 9)])
 
 

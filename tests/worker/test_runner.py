@@ -598,9 +598,8 @@ def test_a_swap_needing_a_longer_window_rewarms_up_to_the_consumer_position() ->
     assert rewarmed == [5, 6, 7, 8]
 
 
-def test_a_swap_seen_with_a_batch_in_hand_rewarms_before_consuming_it() -> None:
-    # The re-warm reads history up to the consumer's position: the batch the same step
-    # consumes must not be in it, or its readings would be in state before they are scored.
+def runner_past_one_batch() -> tuple[Runner, GroupConsumer, RecordingPipeline]:
+    """Partition 1 warmed up to 6 and 6-7 scored, 8-9 next; every swap needs more history."""
     tp = TopicPartition(TOPIC, 1)
     consumer = GroupConsumer(
         [("on_assign", [tp]), [Msg(1, 6), Msg(1, 7)], [Msg(1, 8), Msg(1, 9)]], committed={1: 6}
@@ -612,25 +611,26 @@ def test_a_swap_seen_with_a_batch_in_hand_rewarms_before_consuming_it() -> None:
     runner.step()  # assignment: warmed up to the committed offset 6
     assert runner.step() == 2  # 6 and 7 scored
     del pipeline.calls[:]
-    runner.updates = FakeUpdates()  # type: ignore[assignment]
-    assert runner.step() == 2
+    return runner, consumer, pipeline
+
+
+def assert_rewarmed_up_to_the_batch_then_scored_it(pipeline: RecordingPipeline) -> None:
+    # The batch's own readings are scored, not read back: in state first, they would be
+    # skipped as stale.
     assert [kind for kind, _ in pipeline.calls] == ["forget", "warm", "warm", "process"]
-    rewarmed = warmed_offsets(pipeline.calls[1:3])
-    assert rewarmed == [4, 5, 6, 7]
+    assert warmed_offsets(pipeline.calls[1:3]) == [4, 5, 6, 7]
     assert pipeline.calls[3] == ("process", [(1, 8), (1, 9)])
 
 
+def test_a_swap_seen_with_a_batch_in_hand_rewarms_before_consuming_it() -> None:
+    runner, _, pipeline = runner_past_one_batch()
+    runner.updates = FakeUpdates()  # type: ignore[assignment]
+    assert runner.step() == 2
+    assert_rewarmed_up_to_the_batch_then_scored_it(pipeline)
+
+
 def test_a_swap_during_the_poll_rewarms_up_to_the_batch_before_scoring_it() -> None:
-    tp = TopicPartition(TOPIC, 1)
-    consumer = GroupConsumer(
-        [("on_assign", [tp]), [Msg(1, 6), Msg(1, 7)], [Msg(1, 8), Msg(1, 9)]], committed={1: 6}
-    )
-    pipeline = RecordingPipeline()
-    pipeline.refresh = lambda name, key: True  # type: ignore[method-assign,assignment]
-    runner, _ = make_runner(consumer, pipeline, Reader({1: 12}), warmup_records=4)
-    runner.start()
-    runner.step()  # assignment: warmed up to the committed offset 6
-    assert runner.step() == 2  # 6 and 7 scored
+    runner, consumer, pipeline = runner_past_one_batch()
     updates = FakeUpdates()
     updates.pending = []
     runner.updates = updates  # type: ignore[assignment]
@@ -641,12 +641,8 @@ def test_a_swap_during_the_poll_rewarms_up_to_the_batch_before_scoring_it() -> N
         return polled(num_messages, timeout)
 
     consumer.consume = swap_while_polling  # type: ignore[method-assign]
-    del pipeline.calls[:]
     assert runner.step() == 2
-    # read back up to the batch (its own readings are scored, not history), then scored
-    assert [kind for kind, _ in pipeline.calls] == ["forget", "warm", "warm", "process"]
-    assert warmed_offsets(pipeline.calls[1:3]) == [4, 5, 6, 7]
-    assert pipeline.calls[3] == ("process", [(1, 8), (1, 9)])
+    assert_rewarmed_up_to_the_batch_then_scored_it(pipeline)
 
 
 def test_outputs_unacknowledged_at_a_graceful_stop_fail_the_run() -> None:

@@ -176,21 +176,17 @@ class Runner:
 
     def step(self) -> int:
         """Consume, score and commit one micro-batch; returns the records it processed."""
-        # Before consuming: a re-warm reads history up to the consumer's position, which
-        # must not yet include a batch that is still to be scored (its readings would be
-        # in state already, and be skipped as stale).
-        self._watch_updates()
         messages = self.consumer.consume(
             num_messages=self.settings.batch_max_records, timeout=self.settings.batch_max_wait_s
         )
         self.health.polled()
         batch = self._owned(self._valid(messages))
+        # Models swapped in up to now (while consume() waited too) serve this batch; one
+        # that needs a longer window has the history read back first, up to the batch.
+        self._watch_updates(batch)
         if not batch:
             self._acknowledged(self.checkpoint.settle(self.consumer))
             return 0
-        # A model swapped in while consume() waited: served from this batch on, it may need
-        # history that is read back now, up to the batch, not after the batch met it.
-        self._watch_updates(batch)
         started = time.monotonic()
         self.checkpoint.begin()
         result = self.pipeline.process(batch)

@@ -99,8 +99,9 @@ def plan(
         positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(asked)}
         for tp in ends:
             tp.offset = max(tp.offset, positions.get((tp.topic, tp.partition), -1))
-    for tp in ends:
-        tp.offset = (until or {}).get((tp.topic, tp.partition), tp.offset)
+    if until:
+        for tp in ends:
+            tp.offset = until.get((tp.topic, tp.partition), tp.offset)
     windows = []
     for tp in ends:
         low, high = consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT_S)

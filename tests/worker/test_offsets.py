@@ -326,13 +326,23 @@ def test_nothing_stored_to_commit_is_not_an_error() -> None:
     assert consumer.commits == 0
 
 
+def _abortable() -> KafkaException:
+    return KafkaException(KafkaError(KafkaError._STATE, "abort me", txn_requires_abort=True))
+
+
+def begun(producer: FakeProducer, outputs: Outputs) -> ExactlyOnce:
+    """An exactly-once checkpoint with its first transaction open."""
+    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
+    checkpoint.begin()
+    return checkpoint
+
+
 def test_exactly_once_commits_outputs_and_offsets_in_one_transaction(
     setup: Callable[..., Setup],
 ) -> None:
     producer, outputs = setup()
     consumer = FakeConsumer()
-    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
-    checkpoint.begin()
+    checkpoint = begun(producer, outputs)
     checkpoint.produce(records(2))
     checkpoint.commit(consumer, batch(("in", 1, 3), ("in", 1, 4)))
     assert producer.calls == ["init", "begin", "send_offsets", "commit"]
@@ -345,11 +355,8 @@ def test_an_abortable_error_aborts_and_rewinds_to_the_committed_offsets(
 ) -> None:
     producer, outputs = setup()
     consumer = FakeConsumer(committed={("in", 0): 8})
-    producer.commit_errors = [
-        KafkaException(KafkaError(KafkaError._STATE, "abort me", txn_requires_abort=True))
-    ]
-    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
-    checkpoint.begin()
+    producer.commit_errors = [_abortable()]
+    checkpoint = begun(producer, outputs)
     checkpoint.produce(records(2))
     with pytest.raises(TransactionAborted) as raised:
         checkpoint.commit(consumer, batch(("in", 0, 8), ("in", 0, 9), ("in", 2, 30)))
@@ -364,8 +371,7 @@ def test_a_retriable_commit_error_is_retried(setup: Callable[..., Setup]) -> Non
     producer.commit_errors = [
         KafkaException(KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True))
     ]
-    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
-    checkpoint.begin()
+    checkpoint = begun(producer, outputs)
     checkpoint.commit(FakeConsumer(), batch(("in", 0, 1)))
     assert producer.calls.count("commit") == 2
     assert "abort" not in producer.calls
@@ -377,16 +383,11 @@ def test_a_fatal_transaction_error_is_raised_without_abort(setup: Callable[..., 
         KafkaError(KafkaError._FENCED, "fenced", fatal=True)
     )
     consumer = FakeConsumer()
-    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
-    checkpoint.begin()
+    checkpoint = begun(producer, outputs)
     with pytest.raises(TransactionError, match="cannot be aborted"):
         checkpoint.commit(consumer, batch(("in", 0, 1)))
     assert "abort" not in producer.calls
     assert consumer.seeks == []
-
-
-def _abortable() -> KafkaException:
-    return KafkaException(KafkaError(KafkaError._STATE, "abort me", txn_requires_abort=True))
 
 
 def test_an_output_refused_mid_batch_aborts_the_transaction_instead_of_committing(
@@ -395,8 +396,7 @@ def test_an_output_refused_mid_batch_aborts_the_transaction_instead_of_committin
     producer, outputs = setup()
     producer.refuse_after = 1  # the first output failed: librdkafka refuses the second
     consumer = FakeConsumer(committed={("in", 0): 8})
-    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
-    checkpoint.begin()
+    checkpoint = begun(producer, outputs)
     checkpoint.produce(records(3))  # no error escapes: the commit deals with it
     with pytest.raises(TransactionAborted, match="refused") as raised:
         checkpoint.commit(consumer, batch(("in", 0, 8), ("in", 0, 9)))
@@ -443,8 +443,7 @@ def test_an_abort_that_fails_is_a_transaction_error(setup: Callable[..., Setup])
     producer.commit_errors = [_abortable()]
     producer.abort_error = KafkaException(KafkaError(KafkaError._FATAL, "fatal", fatal=True))
     consumer = FakeConsumer()
-    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
-    checkpoint.begin()
+    checkpoint = begun(producer, outputs)
     with pytest.raises(TransactionError, match="abort failed"):
         checkpoint.commit(consumer, batch(("in", 0, 1)))
     assert consumer.seeks == []
@@ -455,8 +454,7 @@ def test_close_aborts_the_transaction_of_a_batch_that_failed_midway(
 ) -> None:
     producer, outputs = setup()
     consumer = FakeConsumer()
-    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
-    checkpoint.begin()
+    checkpoint = begun(producer, outputs)
     checkpoint.commit(consumer, batch(("in", 0, 1)))
     checkpoint.close(consumer)  # committed: nothing is open
     assert "abort" not in producer.calls
@@ -469,8 +467,7 @@ def test_close_aborts_the_transaction_of_a_batch_that_failed_midway(
 def test_close_after_a_failed_abort_only_warns(setup: Callable[..., Setup]) -> None:
     producer, outputs = setup()
     producer.abort_error = KafkaException(KafkaError(KafkaError._FATAL, "fatal", fatal=True))
-    checkpoint = ExactlyOnce(producer, outputs, timeout_s=1.0)
-    checkpoint.begin()
+    checkpoint = begun(producer, outputs)
     checkpoint.close(FakeConsumer())  # the broker times the transaction out instead
     assert producer.calls[-1] == "abort"
 

@@ -80,6 +80,23 @@ def test_missing_values_take_the_side_each_split_learned(
     )
 
 
+def test_rows_without_nan_score_alike_in_a_batch_with_and_without_nan(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """A batch without NaN takes the walk that skips the missing-value rule; the rows of a
+    batch with some NaN take the other: a full row gets the same numbers from both."""
+    x, y = data
+    scorer = ProbaScorer(RandomForestClassifier(n_estimators=8, random_state=0).fit(x, y))
+    rows = np.vstack([x[:40], x[:40] * 5, [[np.inf] * FEATURES, [-np.inf] * FEATURES]])
+    with_gaps = np.vstack([rows, np.full((1, FEATURES), np.nan)])
+    alone, mixed = scorer.predict_proba(rows), scorer.predict_proba(with_gaps)
+    np.testing.assert_array_equal(alone, mixed[: len(rows)])
+    isolation = IsolationScorer(IsolationForest(n_estimators=10, random_state=0).fit(x))
+    np.testing.assert_array_equal(
+        isolation.decision_function(rows), isolation.decision_function(with_gaps)[: len(rows)]
+    )
+
+
 def test_trees_of_different_depths_and_empty_batches(data: tuple[np.ndarray, np.ndarray]) -> None:
     """A stump beside deep trees: every row stops at its own leaf; no rows, no scores."""
     x, y = data

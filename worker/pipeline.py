@@ -3,7 +3,8 @@
 :class:`ScoringPipeline` implements ``worker.records.Pipeline`` without any Kafka client:
 
 * ``process``: decode (refused records to ``dlq.<topic>``), push every reading into its
-  entity's window, score each served model once over the batch, encode the outputs.
+  entity's window, score each served model once over the batch, encode the outputs. The
+  demand readings score while the helper thread scores the sensor readings' maintenance.
 * ``warm``: push history read back on assignment into state; emits nothing, and records
   that fail to decode are skipped (they were dead-lettered when first processed).
 * ``forget``: drop the state of entities on revoked partitions.
@@ -82,10 +83,14 @@ class ScoringPipeline:
         result = BatchResult()
         dead = DeadLetters(result)
         decoded = self._intake.read(messages, dead)
+        finish_sensor = None
         if decoded.sensor:
-            self.sensor.process(decoded.sensor, result, dead)
+            # demand scores here while the helper thread scores maintenance
+            finish_sensor = self.sensor.start(decoded.sensor, result, dead)
         if decoded.demand:
             self.demand.process(decoded.demand, result, dead)
+        if finish_sensor is not None:
+            finish_sensor()
         return result
 
     def warm(self, messages: Sequence[KafkaMessage]) -> None:

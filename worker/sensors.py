@@ -26,7 +26,7 @@ from worker.scoring import Scorer
 from worker.serving import Served
 from worker.snapshot import Snapshot
 from worker.state import Values
-from worker.stream import Stream
+from worker.stream import Finish, Stream
 
 
 @dataclass
@@ -66,29 +66,35 @@ class SensorStream(Stream[SensorReading, SensorPlan]):
         snapshot: Snapshot,
         scorer: Scorer,
         out: Outbox,
-    ) -> None:
+    ) -> Finish | None:
         kinds = self.routes.machine_kinds
         machines = [i for i, m in enumerate(batch.messages) if m.kind in kinds]
+        # maintenance scores on the helper thread (if any) while the rest scores here; its
+        # risks are emitted last, by the returned call, in the same order with one thread
+        maintenance = None
+        if machines and plan.maintenance is not None:
+            maintenance = scorer.submit(plan.maintenance, snapshot, batch, machines)
         if machines:
-            # maintenance scores on the helper thread (if any) while anomalies score here;
-            # outputs are still emitted in the same order
-            maintenance = None
-            if plan.maintenance is not None:
-                maintenance = scorer.submit(plan.maintenance, snapshot, batch, machines)
             self._anomalies(plan.anomaly, machines, batch, snapshot, scorer, out)
-            if plan.maintenance is not None and maintenance is not None:
-                scores = maintenance.result()
-                if scores is not None:
-                    self.emitter.risks(out, batch, machines, plan.maintenance, scores)
-                shadow = self._shadow(plan.maintenance, snapshot, batch, machines, scorer)
-                if shadow is not None:
-                    self.emitter.risks(out, batch, machines, *shadow, shadow=True)
         carried, gaps = _metric_rows(batch, plan.sequence)
         for metric, rows in carried.items():
             self._forecasts(plan.sequence[metric], metric, rows, batch, snapshot, scorer, out)
         if gaps:
             fills = fill_gaps(gaps, plan.sequence, batch, snapshot, scorer)
             self.emitter.imputed(out, batch, fills, self.routes.sequence)
+        served = plan.maintenance
+        if maintenance is None or served is None:
+            return None
+
+        def risks() -> None:
+            scores = maintenance.result()
+            if scores is not None:
+                self.emitter.risks(out, batch, machines, served, scores)
+            shadow = self._shadow(served, snapshot, batch, machines, scorer)
+            if shadow is not None:
+                self.emitter.risks(out, batch, machines, *shadow, shadow=True)
+
+        return risks
 
     def _anomalies(
         self,
@@ -155,7 +161,11 @@ def _metric_rows(
     carried: dict[str, list[int]] = {metric: [] for metric in forecast}
     gaps: dict[str, list[int]] = {}
     for i, message in enumerate(batch.messages):
-        for metric, value in message.values.items():
+        values = message.values
+        # most readings carry no forecast metric and no gap: one scan in C for those
+        if not (carried or None in values.values()):
+            continue
+        for metric, value in values.items():
             if metric in carried:
                 carried[metric].append(i)
             if value is None:

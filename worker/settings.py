@@ -155,9 +155,9 @@ class WorkerSettings(BaseSettings):
         ge=1,
         le=2,
         description="Threads that score a batch: with 2 the maintenance model scores on a "
-        "helper thread while the anomaly model scores on the main one (their compiled "
-        "features and forest walks release the GIL, so they overlap on two cores); 1 "
-        "scores them one after the other, on one core.",
+        "helper thread while the anomaly and demand models score on the main one (their "
+        "compiled features and forest walks release the GIL, so they overlap on two cores); "
+        "1 scores them one after the other, on one core.",
     )
 
     # Models.

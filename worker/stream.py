@@ -1,16 +1,20 @@
 """What every input stream does with its readings: plan, push into state, score, emit.
 
-A stream owns the per-entity state of its readings. :meth:`Stream.process` resolves the
+A stream owns the per-entity state of its readings. :meth:`Stream.start` resolves the
 models that serve the batch first (so the state can grow to their windows before anything
-is pushed), pushes every reading in batch order, scores the accepted readings and
-dead-letters the readings whose outputs the contracts refused. Subclasses say how a
-reading becomes state values, which models serve and how their scores become outputs.
+is pushed), pushes every reading in batch order and scores the accepted readings; what it
+returns finishes the batch: it takes what the helper thread scored, emits it and
+dead-letters the readings whose outputs the contracts refused. Between the two the caller
+may score another stream, so its thread works while the helper's model runs (the helper's
+compiled code releases the GIL). Subclasses say how a reading becomes state values, which
+models serve and how their scores become outputs.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import ClassVar, Generic, TypeVar
 
@@ -32,6 +36,11 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R", SensorReading, DemandReading)
 P = TypeVar("P")
+Finish = Callable[[], None]
+
+
+def _nothing() -> None:
+    """The end of a batch with nothing to score."""
 
 
 class Stream(ABC, Generic[R, P]):
@@ -69,11 +78,17 @@ class Stream(ABC, Generic[R, P]):
     @abstractmethod
     def score(
         self, plan: P, batch: Readings[R], snapshot: Snapshot, scorer: Scorer, out: Outbox
-    ) -> None:
-        """Score the accepted readings (``snapshot`` row i is ``batch`` row i)."""
+    ) -> Finish | None:
+        """Score the accepted readings (``snapshot`` row i is ``batch`` row i); what is
+        still scoring on the helper thread is emitted by the returned call, if any."""
 
     def process(self, readings: Readings[R], result: BatchResult, dead: DeadLetters) -> None:
         """Push ``readings`` into state and add their outputs to ``result``."""
+        self.start(readings, result, dead)()
+
+    def start(self, readings: Readings[R], result: BatchResult, dead: DeadLetters) -> Finish:
+        """:meth:`process` up to what the helper thread still scores; the returned call
+        waits for it and ends the batch. Call it before this stream's next batch."""
         plan = self.plan(readings)
         held = len(self.state)
         if self.state.require(self.serving.needed(self.kind)) and held:
@@ -81,14 +96,20 @@ class Stream(ABC, Generic[R, P]):
         accepted, snapshot = self.state.push_batch(*self._columns(readings))
         self._count_stale(readings, accepted, result)
         if not accepted:
-            return
+            return _nothing
         batch = readings.take(accepted)
         out = Outbox(result.records)
-        self.score(plan, batch, snapshot, Scorer(result, self.helper), out)
-        for row, error in out.failed.items():
-            dead.refuse(batch.sources[row], error, PROCESSING_REASON)
-        if out.dropped:
-            log.warning("%s: %d non-finite model output(s) dropped", self.kind, out.dropped)
+        rest = self.score(plan, batch, snapshot, Scorer(result, self.helper), out)
+
+        def finish() -> None:
+            if rest is not None:
+                rest()
+            for row, error in out.failed.items():
+                dead.refuse(batch.sources[row], error, PROCESSING_REASON)
+            if out.dropped:
+                log.warning("%s: %d non-finite model output(s) dropped", self.kind, out.dropped)
+
+        return finish
 
     def take_short(self) -> bool:
         """Whether the state holds fewer readings than the serving models need, or grew to

@@ -18,6 +18,7 @@ from events.catalog import codec_for
 from events.dlq import read_dead_letter
 from events.ids import derive_id
 from models.cache import ModelCache
+from models.demand import DemandModel
 from models.features import frame_rows, spec_from_metadata
 from models.frames import ENTITY, PRODUCT, TS
 from models.maintenance import MaintenanceModel
@@ -436,6 +437,37 @@ def test_maintenance_scores_on_the_helper_thread_with_the_same_outputs(
     assert one.sensor.helper is None
     with pytest.raises(ValueError, match="scoring_threads"):
         WorkerSettings(scoring_threads=3)
+
+
+def test_demand_scores_while_the_helper_thread_scores_maintenance(
+    store_dir: Path, worker_data: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a batch of both streams, the demand model runs before the caller waits for the
+    maintenance model: the maintenance call here returns only once demand has scored."""
+    demand_scored = threading.Event()
+    seen_by_maintenance: list[bool] = []
+    maintenance, demand = MaintenanceModel.predict_batch, DemandModel.predict_batch
+
+    def waits_for_demand(model: MaintenanceModel, features: Any) -> Any:
+        seen_by_maintenance.append(demand_scored.wait(timeout=30.0))
+        return maintenance(model, features)
+
+    def announces(model: DemandModel, features: Any) -> Any:
+        demand_scored.set()
+        return demand(model, features)
+
+    store = ModelStore(store_dir)
+    pipeline = ScoringPipeline(store, ModelCache(store, worker_data.CACHE_BYTES))
+    sensor, products = worker_data.sensor_records(), worker_data.demand_records()
+    pipeline.warm(sensor[:-50] + products[:-20])
+    monkeypatch.setattr(MaintenanceModel, "predict_batch", waits_for_demand)
+    monkeypatch.setattr(DemandModel, "predict_batch", announces)
+    result = pipeline.process(sensor[-50:] + products[-20:])
+    pipeline.close()
+    assert seen_by_maintenance == [True]
+    kinds = Counter(codec_for(r.topic).decode(r.value).kind for r in result.records
+                    if r.topic == "predictions")  # fmt: skip
+    assert kinds["risk"] > 0 and kinds["forecast"] == 20
 
 
 def test_closing_stops_the_helper_thread_and_later_batches_still_score(

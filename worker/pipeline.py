@@ -87,10 +87,12 @@ class ScoringPipeline:
         if decoded.sensor:
             # demand scores here while the helper thread scores maintenance
             finish_sensor = self.sensor.start(decoded.sensor, result, dead)
-        if decoded.demand:
-            self.demand.process(decoded.demand, result, dead)
-        if finish_sensor is not None:
-            finish_sensor()
+        try:
+            if decoded.demand:
+                self.demand.process(decoded.demand, result, dead)
+        finally:  # the helper's work for this batch ends with the batch, whatever happens
+            if finish_sensor is not None:
+                finish_sensor()
         return result
 
     def warm(self, messages: Sequence[KafkaMessage]) -> None:

@@ -85,12 +85,14 @@ class SensorStream(Stream[SensorReading, SensorPlan]):
         served = plan.maintenance
         if maintenance is None or served is None:
             return None
+        # taken now: what the caller does before the risks (demand) may evict it
+        challenger = self._challenger(served)
 
         def risks() -> None:
             scores = maintenance.result()
             if scores is not None:
                 self.emitter.risks(out, batch, machines, served, scores)
-            shadow = self._shadow(served, snapshot, batch, machines, scorer)
+            shadow = self._shadow(challenger, snapshot, batch, machines, scorer)
             if shadow is not None:
                 self.emitter.risks(out, batch, machines, *shadow, shadow=True)
 
@@ -131,24 +133,30 @@ class SensorStream(Stream[SensorReading, SensorPlan]):
             scores = scorer.run(served, snapshot, batch, rows)
         if scores is not None:
             self.emitter.forecasts(out, batch, rows, served, scores, Forecast(metric, step))
-        shadow = self._shadow(champion, snapshot, batch, rows, scorer)
+        shadow = self._shadow(self._challenger(champion), snapshot, batch, rows, scorer)
         if shadow is not None:
             challenger, scores = shadow
             forecast = Forecast(metric, challenger.step_seconds or step)
             self.emitter.forecasts(out, batch, rows, challenger, scores, forecast, shadow=True)
 
+    def _challenger(self, champion: Served) -> Served | None:
+        """The challenger of ``champion``'s key in shadow mode, if any."""
+        challenger = self.serving.challenger(champion.name, champion.key)
+        # Promoted a moment ago: it serves already, and is dropped as a challenger next.
+        if challenger is None or challenger.version == champion.version:
+            return None
+        return challenger
+
+    @staticmethod
     def _shadow(
-        self,
-        champion: Served,
+        challenger: Served | None,
         snapshot: Snapshot,
         batch: Readings[SensorReading],
         rows: list[int],
         scorer: Scorer,
     ) -> tuple[Served, Scores] | None:
-        """The challenger of ``champion``'s key in shadow mode and its scores, if any."""
-        challenger = self.serving.challenger(champion.name, champion.key)
-        # Promoted a moment ago: it serves already, and is dropped as a challenger next.
-        if challenger is None or challenger.version == champion.version:
+        """``challenger`` and its scores of ``rows`` (None without one, or if it failed)."""
+        if challenger is None:
             return None
         scores = scorer.run(challenger, snapshot, batch, rows, shadow=True)
         return None if scores is None else (challenger, scores)
@@ -162,8 +170,8 @@ def _metric_rows(
     gaps: dict[str, list[int]] = {}
     for i, message in enumerate(batch.messages):
         values = message.values
-        # most readings carry no forecast metric and no gap: one scan in C for those
-        if not (carried or None in values.values()):
+        # without a forecast model, a reading without a gap is passed by one scan in C
+        if not carried and None not in values.values():
             continue
         for metric, value in values.items():
             if metric in carried:

@@ -181,6 +181,7 @@ def test_warm_writes_the_compiled_loops_to_numba_s_cache(tmp_path: Path) -> None
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
     assert list(tmp_path.rglob("treewalk._walk-*.nbi")), "no index of the compiled walk"
     assert list(tmp_path.rglob("treewalk._walk-*.nbc")), "no compiled walk"
+    assert list(tmp_path.rglob("treewalk._walk_finite-*.nbc")), "no compiled NaN-free walk"
     assert list(tmp_path.rglob("kernels._slope-*.nbc")), "no compiled slope"
     assert list(tmp_path.rglob("kernels._mean_std-*.nbc")), "no compiled mean and spread"
 

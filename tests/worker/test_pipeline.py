@@ -340,6 +340,43 @@ def test_a_maintenance_challenger_shadows_risk_predictions_but_raises_no_alert(
     )
 
 
+def test_the_maintenance_challenger_is_taken_before_demand_scores(
+    pipeline: ScoringPipeline,
+    cache: ModelCache,
+    registry: Any,
+    worker_data: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Demand scores before the maintenance risks are emitted, and its models' loads may
+    evict the challenger from the cache: the batch keeps the challenger it started with."""
+    challenger = worker_data.train(
+        registry, "maintenance", worker_data.MAINTENANCE, worker_data.history(seed=9)
+    )
+    registry.set_challenger("maintenance", challenger)
+    cache.get("maintenance")
+    assert cache.sync_challengers([("maintenance", None)]).changed
+    planned = pipeline.demand.plan
+    evicted: list[bool] = []
+
+    def plan_then_evict(readings: Any) -> Any:
+        evicted.append(True)
+        return planned(readings)
+
+    lookup = type(pipeline.serving).challenger
+
+    def challenger_until_evicted(serving: Any, name: str, key: str | None = None) -> Any:
+        return None if evicted else lookup(serving, name, key)
+
+    monkeypatch.setattr(pipeline.demand, "plan", plan_then_evict)
+    monkeypatch.setattr(type(pipeline.serving), "challenger", challenger_until_evicted)
+    records = worker_data.sensor_records() + worker_data.demand_records()
+    result = worker_data.run(pipeline, records, len(records))  # one batch of both streams
+    shadow = decoded(result.records, "predictions.shadow")
+    risks = [p for p in decoded(result.records, "predictions") if p.kind == "risk"]
+    assert evicted and risks and len(shadow) == len(risks)
+    assert {p.version for p in shadow} == {challenger}
+
+
 def test_without_champions_fallbacks_serve_with_version_0(
     empty_pipeline: ScoringPipeline, worker_data: Any
 ) -> None:
@@ -468,6 +505,35 @@ def test_demand_scores_while_the_helper_thread_scores_maintenance(
     kinds = Counter(codec_for(r.topic).decode(r.value).kind for r in result.records
                     if r.topic == "predictions")  # fmt: skip
     assert kinds["risk"] > 0 and kinds["forecast"] == 20
+
+
+def test_a_failing_demand_stream_still_ends_the_sensor_batch(
+    pipeline: ScoringPipeline, worker_data: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sensor batch is finished (the helper's maintenance taken) before an error of
+    the demand stream leaves ``process``: no helper work outlives its batch."""
+    started = pipeline.sensor.start
+    finished: list[BatchResult] = []
+
+    def recorded(readings: Any, result: BatchResult, dead: Any) -> Any:
+        finish = started(readings, result, dead)
+
+        def recording() -> None:
+            finish()
+            finished.append(result)
+
+        return recording
+
+    def failing(*_: Any) -> None:
+        raise RuntimeError("demand stream failed")
+
+    monkeypatch.setattr(pipeline.sensor, "start", recorded)
+    monkeypatch.setattr(pipeline.demand, "process", failing)
+    records = worker_data.sensor_records()[:60] + worker_data.demand_records()[:10]
+    with pytest.raises(RuntimeError, match="demand stream failed"):
+        pipeline.process(records)
+    assert len(finished) == 1
+    assert any(r.kind == "prediction" for r in finished[0].records)  # the risks came out
 
 
 def test_closing_stops_the_helper_thread_and_later_batches_still_score(

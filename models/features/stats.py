@@ -37,13 +37,14 @@ CALENDAR_FIELDS: Final = ("hour", "dow", "dom", "month")
 
 
 def forward_fill(windows: FloatArray) -> FloatArray:
-    """Copy of ``[batch, W, k]`` windows with NaN replaced by the last value seen in the window.
+    """``[batch, W, k]`` windows with NaN replaced by the last value seen in the window.
 
-    Leading NaN (nothing seen yet in the window) stay NaN.
+    Leading NaN (nothing seen yet in the window) stay NaN. Windows without NaN (a worker's
+    steady state) come back as they are, not copied: callers only read the result.
     """
     missing = np.isnan(windows)
     if not missing.any():
-        return windows.copy()
+        return windows
     steps = np.arange(windows.shape[1]).reshape(1, -1, 1)
     index = np.where(missing, 0, steps)
     np.maximum.accumulate(index, axis=1, out=index)

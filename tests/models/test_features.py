@@ -123,6 +123,34 @@ def test_missing_values_are_carried_forward_inside_the_window_only() -> None:
     np.testing.assert_array_equal(windows, before)
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ALL_SENSOR,
+        DemandSpec.for_step(3600.0, price=True, products={"a": 1}),
+        SeriesSpec("quantity", 7, entity="product_id"),
+    ],
+    ids=["sensor", "demand", "series"],
+)
+def test_full_windows_are_read_in_place_and_never_written(spec: FeatureSpec) -> None:
+    """Windows without gaps are not copied before the features read them (the worker's
+    steady state), so no spec may write into them: read-only windows raise on a write."""
+    rng = np.random.default_rng(4)
+    windows = rng.uniform(1.0, 9.0, size=(6, spec.history_needed, len(spec.inputs)))
+    before = windows.copy()
+    windows.flags.writeable = False
+    stamps = np.array(["2024-01-01"] * 6, "datetime64[ns]")
+    rows = spec.rows(windows, stamps, ["a"] * 6)
+    assert rows.shape == (6, len(spec.names())) and np.isfinite(rows).all()
+    np.testing.assert_array_equal(windows, before)
+    assert stats.forward_fill(windows) is windows
+    gappy = before.copy()
+    gappy[:, 1, 0] = np.nan
+    filled = stats.forward_fill(gappy)
+    assert filled is not gappy and np.isnan(gappy[:, 1, 0]).all()
+    np.testing.assert_array_equal(filled[:, 1, 0], before[:, 0, 0])
+
+
 def test_a_value_is_never_carried_beyond_the_window() -> None:
     spec = SensorSpec(("x",), window=3, features=("value",))
     window = EntityWindow.for_spec(spec)

@@ -43,6 +43,14 @@ from models.base import FloatArray
 Tree = tuple[Any, npt.NDArray[np.intp] | None, FloatArray]
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _add_leaves(node: Any, value: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """Add the values of the leaves the rows reached in one tree to their sums."""
+    for i in range(node.shape[0]):
+        for j in range(value.shape[1]):
+            out[i, j] += value[node[i], j]
+
+
 @njit(nogil=True, cache=True)
 def _walk(
     x: Any,
@@ -55,7 +63,7 @@ def _walk(
     depths: Any,
     out: Any,
 ) -> None:  # pragma: no cover - compiled; the scorers' tests run it
-    rows, width = x.shape[0], value.shape[1]
+    rows = x.shape[0]
     node = np.empty(rows, dtype=np.int32)
     for tree in range(roots.shape[0]):
         node[:] = roots[tree]
@@ -65,9 +73,7 @@ def _walk(
                 v = x[i, feature[at]]
                 right = (v > threshold[at]) | ((v != v) & (missing_left[at] == 0))
                 node[i] = children[2 * at + right]
-        for i in range(rows):
-            for j in range(width):
-                out[i, j] += value[node[i], j]
+        _add_leaves(node, value, out)
 
 
 @njit(nogil=True, cache=True)
@@ -83,7 +89,7 @@ def _walk_finite(
 ) -> None:  # pragma: no cover - compiled; the scorers' tests run it
     """:func:`_walk` for ``x`` without NaN: a value goes right exactly when it is above
     the threshold."""
-    rows, width = x.shape[0], value.shape[1]
+    rows = x.shape[0]
     node = np.empty(rows, dtype=np.int32)
     for tree in range(roots.shape[0]):
         node[:] = roots[tree]
@@ -91,9 +97,7 @@ def _walk_finite(
             for i in range(rows):
                 at = node[i]
                 node[i] = children[2 * at + (x[i, feature[at]] > threshold[at])]
-        for i in range(rows):
-            for j in range(width):
-                out[i, j] += value[node[i], j]
+        _add_leaves(node, value, out)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,12 @@ ALL_SENSOR = SensorSpec(
     features=SENSOR_FEATURES,
     calendar=("hour", "dow", "dom", "month"),
 )
+# one spec of each kind
+EVERY_KIND: list[FeatureSpec] = [
+    ALL_SENSOR,
+    DemandSpec.for_step(3600.0, price=True, products={"a": 1}),
+    SeriesSpec("quantity", 7, entity="product_id"),
+]
 
 
 def with_gaps(frame: pd.DataFrame, columns: list[str], seed: int = 0) -> pd.DataFrame:
@@ -123,15 +129,7 @@ def test_missing_values_are_carried_forward_inside_the_window_only() -> None:
     np.testing.assert_array_equal(windows, before)
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [
-        ALL_SENSOR,
-        DemandSpec.for_step(3600.0, price=True, products={"a": 1}),
-        SeriesSpec("quantity", 7, entity="product_id"),
-    ],
-    ids=["sensor", "demand", "series"],
-)
+@pytest.mark.parametrize("spec", EVERY_KIND, ids=["sensor", "demand", "series"])
 def test_full_windows_are_read_in_place_and_never_written(spec: FeatureSpec) -> None:
     """Windows without gaps are not copied before the features read them (the worker's
     steady state), so no spec may write into them: read-only windows raise on a write."""
@@ -280,15 +278,7 @@ def test_series_spec_reads_the_seasonal_value_for_the_target() -> None:
     assert nine.rows(windows, ts, ["e"])[0, 0] == 8.0
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [
-        ALL_SENSOR,
-        DemandSpec.for_step(3600.0, price=True, products={"a": 1}),
-        SeriesSpec("quantity", 7, entity="product_id"),
-    ],
-    ids=["sensor", "demand", "series"],
-)
+@pytest.mark.parametrize("spec", EVERY_KIND, ids=["sensor", "demand", "series"])
 def test_specs_round_trip_through_json_metadata(spec: FeatureSpec) -> None:
     metadata = json.loads(json.dumps({"family": "x", "info": {"spec": spec.to_dict()}}))
     assert spec_from_metadata(metadata) == spec

@@ -17,8 +17,8 @@ when a model is loaded, as arrays of every node of every tree, and one compiled 
 
 A row goes left when its value is at most the node's threshold, or when it is NaN and the
 node sends missing values left: scikit-learn's rule. A batch without NaN (a worker's steady
-state: every window full) is walked by a second kernel that never reads the missing-value
-flags; one load and one test fewer per step make it about a third faster.
+state: every window full) is walked without reading the missing-value flags; one load and
+one test fewer per step make it about a third faster.
 
 scikit-learn compares float32 input with float64 thresholds; a float32 value is at most a
 threshold exactly when it is at most the largest float32 not above it, so the thresholds are
@@ -62,41 +62,26 @@ def _walk(
     roots: Any,
     depths: Any,
     out: Any,
+    any_nan: bool,
 ) -> None:  # pragma: no cover - compiled; the scorers' tests run it
+    """Walk every row through every tree and add the leaves reached to ``out``. Without
+    NaN in ``x`` a value goes right exactly when it is above the threshold; only
+    ``any_nan`` batches read the missing-value flags."""
     rows = x.shape[0]
     node = np.empty(rows, dtype=np.int32)
     for tree in range(roots.shape[0]):
         node[:] = roots[tree]
         for _ in range(depths[tree]):
-            for i in range(rows):
-                at = node[i]
-                v = x[i, feature[at]]
-                right = (v > threshold[at]) | ((v != v) & (missing_left[at] == 0))
-                node[i] = children[2 * at + right]
-        _add_leaves(node, value, out)
-
-
-@njit(nogil=True, cache=True)
-def _walk_finite(
-    x: Any,
-    feature: Any,
-    threshold: Any,
-    children: Any,
-    value: Any,
-    roots: Any,
-    depths: Any,
-    out: Any,
-) -> None:  # pragma: no cover - compiled; the scorers' tests run it
-    """:func:`_walk` for ``x`` without NaN: a value goes right exactly when it is above
-    the threshold."""
-    rows = x.shape[0]
-    node = np.empty(rows, dtype=np.int32)
-    for tree in range(roots.shape[0]):
-        node[:] = roots[tree]
-        for _ in range(depths[tree]):
-            for i in range(rows):
-                at = node[i]
-                node[i] = children[2 * at + (x[i, feature[at]] > threshold[at])]
+            if any_nan:
+                for i in range(rows):
+                    at = node[i]
+                    v = x[i, feature[at]]
+                    right = (v > threshold[at]) | ((v != v) & (missing_left[at] == 0))
+                    node[i] = children[2 * at + right]
+            else:
+                for i in range(rows):
+                    at = node[i]
+                    node[i] = children[2 * at + (x[i, feature[at]] > threshold[at])]
         _add_leaves(node, value, out)
 
 
@@ -151,9 +136,9 @@ class NodeTable:
         return table
 
     def warm(self, columns: int) -> None:
-        """Score one row of ``columns`` zeros and one of NaN: both walks are compiled (or
-        read from numba's cache) now, once per process, not in the first batch that needs
-        them."""
+        """Score one row of ``columns`` zeros and one of NaN: the walk is compiled (or read
+        from numba's cache) now, once per process, and both of its paths are run, not in
+        the first batch that needs them."""
         self.sum_leaves(np.zeros((1, columns), dtype=np.float32))
         self.sum_leaves(np.full((1, columns), np.nan, dtype=np.float32))
 
@@ -166,12 +151,18 @@ class NodeTable:
         out = np.zeros((x.shape[0], self.width))
         if not (x.shape[0] and self.roots.size):
             return out
-        nodes = self.feature, self.threshold
-        rest = self.children, self.value, self.roots, self.depths, out
-        if np.isnan(x).any():
-            _walk(x, *nodes, self.missing_left, *rest)
-        else:
-            _walk_finite(x, *nodes, *rest)
+        _walk(
+            x,
+            self.feature,
+            self.threshold,
+            self.missing_left,
+            self.children,
+            self.value,
+            self.roots,
+            self.depths,
+            out,
+            bool(np.isnan(x).any()),
+        )
         return out
 
 

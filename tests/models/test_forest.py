@@ -83,8 +83,8 @@ def test_missing_values_take_the_side_each_split_learned(
 def test_rows_without_nan_score_alike_in_a_batch_with_and_without_nan(
     data: tuple[np.ndarray, np.ndarray],
 ) -> None:
-    """A batch without NaN takes the walk that skips the missing-value rule; the rows of a
-    batch with some NaN take the other: a full row gets the same numbers from both."""
+    """A batch without NaN skips the missing-value rule; a batch with some NaN follows it:
+    a full row gets the same numbers either way."""
     x, y = data
     scorer = ProbaScorer(RandomForestClassifier(n_estimators=8, random_state=0).fit(x, y))
     rows = np.vstack([x[:40], x[:40] * 5, [[np.inf] * FEATURES, [-np.inf] * FEATURES]])
@@ -181,7 +181,6 @@ def test_warm_writes_the_compiled_loops_to_numba_s_cache(tmp_path: Path) -> None
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
     assert list(tmp_path.rglob("treewalk._walk-*.nbi")), "no index of the compiled walk"
     assert list(tmp_path.rglob("treewalk._walk-*.nbc")), "no compiled walk"
-    assert list(tmp_path.rglob("treewalk._walk_finite-*.nbc")), "no compiled NaN-free walk"
     assert list(tmp_path.rglob("kernels._slope-*.nbc")), "no compiled slope"
     assert list(tmp_path.rglob("kernels._mean_std-*.nbc")), "no compiled mean and spread"
 

@@ -206,6 +206,9 @@ def _n(value: float) -> str:
 
 def _complete(run: Throughput) -> str:
     cpu = f"{run.usage.cpu_us_per_record:,.0f} µs CPU a reading"
+    cpu += f", worker at {run.usage.cores:.2f} cores"
+    if run.host_cores is not None:
+        cpu += f", host at {run.host_cores:.2f}"
     if run.complete:
         return f"{run.readings:,} readings, {run.all_outputs:,} outputs; {cpu}"
     return f"INCOMPLETE: {run.outputs:,} outputs for {run.readings:,} readings"

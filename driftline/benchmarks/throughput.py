@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from driftline.benchmarks import host
 from driftline.benchmarks.cluster import Cluster
 from driftline.benchmarks.usage import Usage
 from driftline.benchmarks.workers import Memory, WorkerProcess, WorkerSpec
@@ -41,6 +42,7 @@ class Throughput:
     seconds: float  # the measured span
     memory: Memory
     usage: Usage  # from the worker's readiness to its last commit
+    host_cores: float | None = None  # the whole host's busy cores over the same time
 
     @property
     def messages_per_s(self) -> float:
@@ -72,9 +74,11 @@ def measure_throughput(
     """Run ``spec``'s worker over its pre-published inputs until all are committed."""
     with WorkerProcess(spec, cluster.kafka, log) as worker:
         worker.wait_ready()
-        before, began = worker.sample(), time.monotonic()
+        before, busy, began = worker.sample(), host.busy_seconds(), time.monotonic()
         cluster.wait_committed(spec.group, spec.phase.inputs, deadline_s, worker.check_alive)
-        usage = Usage.between(before, worker.sample(), time.monotonic() - began)
+        spent = time.monotonic() - began
+        usage = Usage.between(before, worker.sample(), spent)
+        host_cores = host.cores_between(busy, host.busy_seconds(), spent)
         memory = worker.memory()
     stamps = [record.timestamp_ms for record in cluster.read([spec.phase.predictions])]
     timed, seconds = steady_span(stamps)
@@ -87,4 +91,5 @@ def measure_throughput(
         seconds=seconds,
         memory=memory,
         usage=usage,
+        host_cores=host_cores,
     )

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from driftline.benchmarks import jit, pipelines
+from driftline.benchmarks import host, jit, pipelines
 from driftline.benchmarks.baseline import (
     CACHE_BYTES,
     InProcess,
@@ -182,7 +182,7 @@ def test_the_doctests_of_the_benchmark_modules() -> None:
 
     from driftline.benchmarks import latency, throughput, workload
 
-    for module in (jit, latency, throughput, workload):
+    for module in (host, jit, latency, throughput, workload):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 
@@ -202,6 +202,16 @@ def test_compiler_seconds_add_up_the_jvm_compiler_threads_only(tmp_path: Path) -
     ticks = jit.TICKS_PER_S
     assert jit.compiler_seconds(77, tmp_path) == pytest.approx(360 / ticks)
     assert jit.compiler_seconds(78, tmp_path) is None
+
+
+def test_host_busy_time_leaves_out_idle_and_waiting_cores(tmp_path: Path) -> None:
+    #                      user nice system idle   iowait irq softirq steal guest guest_nice
+    (tmp_path / "stat").write_text("cpu  4000 100 900 50000 700 20 30 50 300 0\ncpu0 1 2 3\n")
+    assert host.busy_seconds(tmp_path) == pytest.approx(5100 / host.TICKS_PER_S)
+    (tmp_path / "stat").write_text("intr 1 2 3\n")
+    assert host.busy_seconds(tmp_path) is None
+    assert host.busy_seconds(tmp_path / "absent") is None
+    assert host.cores_between(10.0, 13.0, 0.0) is None
 
 
 def test_process_memory_reads_proc() -> None:
@@ -312,6 +322,19 @@ def test_the_round_with_the_median_share_of_the_ceiling_is_reported() -> None:
     assert note.endswith("round 3, the median, shown; INCOMPLETE (b) in round 1")
 
 
+def test_throughput_notes_show_the_worker_s_and_the_host_s_cores() -> None:
+    def notes(figures: StreamFigures) -> list[str]:
+        return [row.note for row in rows(figures) if row.label in ("(a)", "(b)")]
+
+    # the usage of figures(): 0.5 CPU seconds over 1 s for 1,000 readings
+    assert all("500 µs CPU a reading, worker at 0.50 cores" in n for n in notes(figures()))
+    assert not any("host" in n for n in notes(figures()))
+    busy = replace(figures().rounds[0].scoring, host_cores=1.3)
+    measured = replace(figures(), rounds=(replace(figures().rounds[0], scoring=busy),))
+    assert "worker at 0.50 cores, host at 1.30" in notes(measured)[1]
+    assert payload(measured, Goals())["scoring"]["host_cores"] == 1.3
+
+
 def test_the_broker_compilers_show_beside_the_latency_when_known() -> None:
     def p99_note(figures: StreamFigures) -> str:
         return next(row.note for row in rows(figures) if row.check == "p99")
@@ -371,6 +394,7 @@ def test_throughput_and_latency_phases_on_the_broker(
         assert run.memory.peak_bytes > MIB
         # From readiness on: the first batches may come before it.
         assert run.usage.records <= 120 and run.usage.cpu_seconds >= 0
+        assert run.host_cores is not None and run.host_cores >= 0  # this is Linux
 
         spec = WorkerSpec(
             "latency", f"{pipelines.__name__}:scoring", paced, f"{prefix}-l", store, updates,

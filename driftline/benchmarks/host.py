@@ -7,11 +7,11 @@ about one core, the worker's main thread is what bounds the phase.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Final
 
-TICKS_PER_S: Final = os.sysconf("SC_CLK_TCK")
+from driftline.benchmarks.jit import TICKS_PER_S
+
 # /proc/stat's "cpu" line: user nice system idle iowait irq softirq steal guest guest_nice;
 # guest time is counted in user time already, idle and iowait are not busy
 _BUSY: Final = (0, 1, 2, 5, 6, 7)

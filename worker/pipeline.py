@@ -65,9 +65,10 @@ class ScoringPipeline:
         max_future_s: float = DEFAULT_MAX_FUTURE_S,
         max_entities: int = DEFAULT_MAX_ENTITIES,
         scoring_threads: int = DEFAULT_SCORING_THREADS,
+        serving: type[Serving] = Serving,
     ) -> None:
         self.streams = streams or StreamTopics()
-        self.serving = Serving(store, cache, routes or ModelRoutes(), clock)
+        self.serving = serving(store, cache, routes or ModelRoutes(), clock)
         emitter = Emitter(self.streams)
         self._helper = None
         if scoring_threads > 1:
@@ -170,9 +171,13 @@ def build_pipeline(settings: WorkerSettings, cache: ModelCache) -> ScoringPipeli
 
 
 def scoring_pipeline(
-    settings: WorkerSettings, cache: ModelCache, streams: StreamTopics
+    settings: WorkerSettings,
+    cache: ModelCache,
+    streams: StreamTopics,
+    serving: type[Serving] = Serving,
 ) -> ScoringPipeline:
-    """The pipeline of ``settings`` (store, bounds) reading and writing ``streams``."""
+    """The pipeline of ``settings`` (store, bounds) reading and writing ``streams``;
+    ``serving`` resolves the models that serve each batch."""
     return ScoringPipeline(
         ModelStore(settings.model_store),
         cache,
@@ -180,4 +185,5 @@ def scoring_pipeline(
         max_future_s=settings.max_future_s,
         max_entities=settings.max_entities,
         scoring_threads=settings.scoring_threads,
+        serving=serving,
     )

@@ -42,10 +42,19 @@ class Round:
 
     passthrough: Throughput
     scoring: Throughput
+    # (b) with the sensor models answering constants, after (b), when asked for
+    free: Throughput | None = None
 
     @property
     def share_of_ceiling(self) -> float:
         return self.scoring.messages_per_s / self.passthrough.messages_per_s
+
+    @property
+    def free_share(self) -> float | None:
+        """The free-models run's rate over (a)'s, when there is one."""
+        if self.free is None:
+            return None
+        return self.free.messages_per_s / self.passthrough.messages_per_s
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,10 @@ class StreamFigures:
     def complete(self) -> bool:
         """Every reading of every (b) run produced its output."""
         return all(run.scoring.complete for run in self.rounds)
+
+    @property
+    def free(self) -> Throughput | None:
+        return self.median_round.free
 
     @property
     def over_baseline(self) -> float:
@@ -151,6 +164,7 @@ def rows(f: StreamFigures) -> list[Row]:
             f.passthrough.messages_per_s, "msg/s", _complete(f.passthrough)),
         Row("(b)", "scoring worker: anomaly + maintenance + demand",
             f.scoring.messages_per_s, "msg/s", _complete(f.scoring) + _rounds(f), "b"),
+        *_free(f),
         Row("", f"scoring pipeline in-process, batches of {batched.batch_size:,}",
             batched.messages_per_s, "msg/s", f"{batched.messages:,} readings, no broker"),
         Row("", f"scoring pipeline in-process, batches of {f.small_batches.batch_size:,}",
@@ -214,6 +228,22 @@ def _complete(run: Throughput) -> str:
     return f"INCOMPLETE: {run.outputs:,} outputs for {run.readings:,} readings"
 
 
+def _free(figures: StreamFigures) -> list[Row]:
+    """The row of (b) with the sensor models answering constants, when it was run."""
+    free, share = figures.free, figures.median_round.free_share
+    if free is None or share is None:
+        return []
+    shares = [run.free_share for run in figures.rounds]
+    by_round = ", ".join(f"{s:.0%}" for s in shares if s is not None) if len(shares) > 1 else ""
+    return [
+        Row("", "scoring worker, anomaly + maintenance answering constants",
+            free.messages_per_s, "msg/s",
+            f"{share:.0%} of (a) in the same round"
+            + (f" (by round {by_round})" if by_round else "")
+            + f"; bounds faster sensor models; {_complete(free)}"),
+    ]  # fmt: skip
+
+
 def _rounds(figures: StreamFigures) -> str:
     """(b)/(a) of every round, when there were several, and which one (a) and (b) show."""
     if len(figures.rounds) < 2:
@@ -251,6 +281,8 @@ def payload(figures: StreamFigures, goals: Goals) -> dict[str, Any]:
         "own_per_message": (figures.own_per_message, figures.own_per_message.messages_per_s),
         "forecasts": (figures.forecasts, figures.forecasts.windows_per_s),
     }
+    if figures.free is not None:
+        rated["free_sensor_models"] = (figures.free, figures.free.messages_per_s)
     return {
         **{name: {**asdict(run), "per_s": rate} for name, (run, rate) in rated.items()},
         "rounds": [
@@ -258,6 +290,11 @@ def payload(figures: StreamFigures, goals: Goals) -> dict[str, Any]:
                 "passthrough_per_s": run.passthrough.messages_per_s,
                 "scoring_per_s": run.scoring.messages_per_s,
                 "share_of_ceiling": run.share_of_ceiling,
+                **(
+                    {}
+                    if run.free is None
+                    else {"free_per_s": run.free.messages_per_s, "free_share": run.free_share}
+                ),
             }
             for run in figures.rounds
         ],

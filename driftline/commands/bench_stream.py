@@ -82,6 +82,7 @@ class Plan:
     warm: int = WARM_READINGS
     library_sample: int = LIBRARY_SAMPLE
     rounds: int = ROUNDS
+    free_models: bool = False  # each round also runs (b) with constant sensor models
 
     @property
     def primer(self) -> int:
@@ -154,6 +155,12 @@ class Plan:
     help="Rounds of (a) then (b); the round with the median (b)/(a) is reported.",
 )
 @click.option(
+    "--free-models",
+    is_flag=True,
+    help="In each round, also run (b) with the anomaly and maintenance models answering "
+    "constants (no features, no forest): the rate faster sensor models could reach at most.",
+)
+@click.option(
     "--partitions", default=6, show_default=True, type=click.IntRange(1), help="Per topic."
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Generator and model seed.")
@@ -179,6 +186,7 @@ def stream(
     sample: int,
     library_sample: int,
     rounds: int,
+    free_models: bool,
     partitions: int,
     seed: int,
     settings: tuple[str, ...],
@@ -208,6 +216,7 @@ def stream(
         extra,
         library_sample=library_sample,
         rounds=rounds,
+        free_models=free_models,
     )
     goals = Goals()
     where = environment()  # before the run: the load average of other processes
@@ -223,8 +232,9 @@ def stream(
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - started
+    phases = "(a), (b) and (b) with free sensor models" if plan.free_models else "(a), (b)"
     caption = (
-        f"{plan.messages:,} readings for (a), (b) in {plan.rounds} round(s); "
+        f"{plan.messages:,} readings for {phases} in {plan.rounds} round(s); "
         f"{plan.paced:,} offered in "
         f"{plan.seconds:g} s after {plan.warmup_s:g} s unmeasured; "
         f"{plan.partitions} partitions; {where['cpus']} CPUs, load average "
@@ -242,6 +252,7 @@ def stream(
             "sample": sample,
             "library_sample": library_sample,
             "rounds": rounds,
+            "free_models": free_models,
         }
         chosen = {**options, "partitions": partitions, "seed": seed, "worker": extra}
         about = {"benchmark": "stream", "settings": chosen, "environment": where}
@@ -360,9 +371,10 @@ def _on_broker(
     numbers = range(1, plan.rounds + 1)
     ceilings = [PhaseTopics.named(prefix, "input", f"passthrough{n}") for n in numbers]
     scorings = [PhaseTopics.named(prefix, "input", f"scoring{n}") for n in numbers]
+    frees = [PhaseTopics.named(prefix, "input", f"free{n}") for n in numbers]
     paced = PhaseTopics.named(prefix, "paced", "latency")
     updates = f"{prefix}.model.updates"
-    phases = [*ceilings, *scorings, paced]
+    phases = [*ceilings, *scorings, *(frees if plan.free_models else []), paced]
     outputs = [topic for phase in phases for topic in phase.outputs]
     dead = [*ceilings[0].dead_letters, *paced.dead_letters]  # the rounds share their inputs
     cluster.create([*ceilings[0].inputs, *paced.inputs, *outputs, *dead, updates])
@@ -372,9 +384,9 @@ def _on_broker(
     cluster.publish(ceilings[0].demand, throughput.demand)
 
     def spec(name: str, phase: PhaseTopics, pipeline: str = "scoring") -> WorkerSpec:
-        """The worker of one phase: ``pipeline`` is ``passthrough`` (no models) or
-        ``scoring`` (the champions preloaded)."""
-        preload = CHAMPIONS if pipeline == "scoring" else ()
+        """The worker of one phase: ``pipeline`` is ``passthrough`` (no models), or
+        ``scoring`` or ``free_sensor_models`` (the champions preloaded)."""
+        preload = () if pipeline == "passthrough" else CHAMPIONS
         return WorkerSpec(
             name, f"{PIPELINES}:{pipeline}", phase, f"{prefix}-{name}", store, updates,
             preload, plan.worker,
@@ -382,7 +394,7 @@ def _on_broker(
 
     deadline = plan.deadline_s(len(throughput))
     rounds: list[Round] = []
-    for n, ceiling, scoring in zip(numbers, ceilings, scorings, strict=True):
+    for n, ceiling, scoring, free in zip(numbers, ceilings, scorings, frees, strict=True):
         of = f" (round {n} of {plan.rounds})" if plan.rounds > 1 else ""
         say(f"(a) passthrough worker{of}")
         passthrough = spec(f"passthrough{n}", ceiling, "passthrough")
@@ -393,7 +405,14 @@ def _on_broker(
         scoring_run = measure_throughput(
             cluster, spec(f"scoring{n}", scoring), len(throughput), work / f"b{n}.log", deadline
         )
-        rounds.append(Round(ceiling_run, scoring_run))
+        free_run = None
+        if plan.free_models:
+            say(f"(b) with constant sensor models{of}")
+            free_spec = spec(f"free{n}", free, "free_sensor_models")
+            free_run = measure_throughput(
+                cluster, free_spec, len(throughput), work / f"f{n}.log", deadline
+            )
+        rounds.append(Round(ceiling_run, scoring_run, free_run))
     say(f"latency at {plan.rate:,.0f} readings/s for {plan.seconds:g} s")
     latency = measure_latency(
         cluster,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -47,12 +48,13 @@ from driftline.benchmarks.workload import (
 )
 from driftline.commands.bench import bench
 from driftline.commands.bench_stream import worker_settings
-from events import derive_id, topics
+from events import codec_for, derive_id, topics
 from events.settings import KafkaSettings
 from models.cache import ModelCache
 from models.store import ModelStore
 from worker.pipeline import ScoringPipeline
 from worker.replay import Record
+from worker.settings import WorkerSettings
 
 TINY = Sizes(
     machines=4,
@@ -162,6 +164,61 @@ def test_the_library_baseline_scores_as_the_worker_does(readings: Readings, stor
         scorers = [e.model._scorer for e in loaded if e is not None]  # type: ignore[attr-defined]
         assert len(forests) == 2 and (scorers == forests) is library
     assert outputs[0] == outputs[1] and sum(map(len, outputs[0])) >= 40
+
+
+def test_free_sensor_models_cost_nothing_and_change_only_their_scores(
+    readings: Readings, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same records as the scoring pipeline's, ids and versions alike; risks are 0,
+    no sensor alert is raised, and demand is scored by its champion as in (b)."""
+    phase = PhaseTopics.named("t", "in", "free")
+    for name, value in phase.to_env().items():
+        monkeypatch.setenv(name, value)
+    sensor, demand = (
+        [Record(topic, 0, offset, k, v) for offset, (k, v) in enumerate(encoded)]
+        for topic, encoded in ((phase.sensor, readings.sensor), (phase.demand, readings.demand))
+    )
+    history, batch = sensor[:180] + demand[:40], sensor[180:240] + demand[40:60]
+    settings = WorkerSettings(model_store=store)
+    outputs, pipelines_used = {}, []
+    for factory in (pipelines.scoring, pipelines.free_sensor_models):
+        pipeline = factory(settings, ModelCache(ModelStore(store), CACHE_BYTES))
+        pipeline.warm(history)
+        outputs[factory] = pipeline.process(batch).records
+        pipeline.close()
+        pipelines_used.append(pipeline)
+    codec = codec_for(topics.PREDICTIONS)
+
+    def predictions(factory: Any) -> dict[str, list[tuple[bytes | None, Any]]]:
+        """Prediction records and messages by model."""
+        out: dict[str, list[tuple[bytes | None, Any]]] = {}
+        for record in outputs[factory]:
+            if record.kind == "prediction":
+                message = codec.decode(record.value)
+                out.setdefault(message.model, []).append((record.value, message))
+        return out
+
+    free, scored = predictions(pipelines.free_sensor_models), predictions(pipelines.scoring)
+    assert sorted(free) == sorted(scored) == ["demand", "maintenance"]
+    assert len(free["maintenance"]) == len(scored["maintenance"]) == 60
+    assert len(free["demand"]) == 20
+    free_risks = [message for _, message in free["maintenance"]]
+    scored_risks = [message for _, message in scored["maintenance"]]
+    assert [p.prediction_id for p in free_risks] == [p.prediction_id for p in scored_risks]
+    assert {(p.version, p.fallback) for p in free_risks} == {(1, False)}
+    assert {p.value for p in free_risks} == {0.0} != {p.value for p in scored_risks}
+    assert free["demand"] == scored["demand"]  # byte for byte
+    assert not any(r.kind == "alert" for r in outputs[pipelines.free_sensor_models])
+    servings = [p.serving for p in pipelines_used]
+    real, free_anomaly = (serving.champion("anomaly") for serving in servings)
+    assert real is not None and free_anomaly is not None
+    assert isinstance(free_anomaly.model, pipelines.ConstantScores)
+    spec = free_anomaly.spec  # the champion's window, no features
+    assert (spec.inputs, spec.history_needed) == (real.spec.inputs, real.spec.history_needed)
+    windows = np.zeros((3, spec.history_needed, len(spec.inputs)))
+    assert spec.rows(windows, np.zeros(3, dtype="datetime64[ns]"), ["m"] * 3).shape == (3, 0)
+    with pytest.raises(TypeError, match="stand-in"):
+        pipelines.ConstantScores().fit(pd.DataFrame())
 
 
 def test_steady_span_leaves_out_the_start() -> None:
@@ -322,6 +379,29 @@ def test_the_round_with_the_median_share_of_the_ceiling_is_reported() -> None:
     assert note.endswith("round 3, the median, shown; INCOMPLETE (b) in round 1")
 
 
+def test_the_free_sensor_models_row_follows_b_when_they_were_run() -> None:
+    assert not any("answering constants" in row.measures for row in rows(figures()))
+    assert "free_sensor_models" not in payload(figures(), Goals())
+    base = throughputs(50_000.0, 20_000.0)
+    free = replace(base.scoring, pipeline="free", seconds=900 / 30_000.0)
+    rounds = (
+        replace(base, free=free),
+        replace(throughputs(40_000.0, 20_000.0), free=free),  # the median: 50 % of (a)
+        replace(throughputs(30_000.0, 18_000.0), free=free),
+    )
+    three = replace(figures(), rounds=rounds)
+    labels = [row.label or row.measures for row in rows(three)]
+    shown = labels.index("(b)") + 1
+    assert labels[shown] == "scoring worker, anomaly + maintenance answering constants"
+    row = rows(three)[shown]
+    assert row.value == pytest.approx(30_000.0)
+    assert row.note.startswith("75% of (a) in the same round (by round 60%, 75%, 100%)")
+    written = payload(three, Goals())
+    assert written["free_sensor_models"]["per_s"] == pytest.approx(30_000.0)
+    assert [r["free_share"] for r in written["rounds"]] == pytest.approx([0.6, 0.75, 1.0])
+    assert checks(three, Goals())["b"].passed  # the goal is (b)'s alone
+
+
 def test_throughput_notes_show_the_worker_s_and_the_host_s_cores() -> None:
     def notes(figures: StreamFigures) -> list[str]:
         return [row.note for row in rows(figures) if row.label in ("(a)", "(b)")]
@@ -349,8 +429,11 @@ def test_bench_alone_runs_the_stream_benchmark(
 ) -> None:
     import driftline.commands.bench_stream as command
 
+    plans: list[Any] = []
+
     def run(plan: Any, work: Path, bootstrap: str | None) -> StreamFigures:
         assert plan.messages == 100_000 and plan.paced == 100_000 and work.is_dir()
+        plans.append(plan)
         return figures()
 
     monkeypatch.setattr(command, "run", run)
@@ -363,6 +446,9 @@ def test_bench_alone_runs_the_stream_benchmark(
     assert result.exit_code == 0
     written = json.loads(target.read_text())
     assert written["passed"] is True and written["settings"]["rate"] == 5000.0
+    assert [plan.free_models for plan in plans] == [False, False]
+    result = CliRunner().invoke(bench, ["stream", "--free-models"])
+    assert result.exit_code == 0 and plans[-1].free_models
     monkeypatch.setattr(command, "run", lambda *args: figures(p99_ms=500.0))
     result = CliRunner().invoke(bench, ["stream"])
     assert result.exit_code == 1 and "goal missed: p99" in result.output

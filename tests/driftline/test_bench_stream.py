@@ -482,6 +482,16 @@ def test_throughput_and_latency_phases_on_the_broker(
         assert run.usage.records <= 120 and run.usage.cpu_seconds >= 0
         assert run.host_cores is not None and run.host_cores >= 0  # this is Linux
 
+        # the free sensor models in a worker process: one output per reading, no alert
+        free = PhaseTopics.named(prefix, "input", "free")
+        cluster.create(list(free.outputs))
+        spec = WorkerSpec(
+            "free", f"{pipelines.__name__}:free_sensor_models", free, f"{prefix}-f", store,
+            updates, CHAMPIONS,
+        )  # fmt: skip
+        run = measure_throughput(cluster, spec, len(inputs), tmp_path / "f.log", 120.0)
+        assert run.complete and run.outputs == run.all_outputs == 120
+
         spec = WorkerSpec(
             "latency", f"{pipelines.__name__}:scoring", paced, f"{prefix}-l", store, updates,
             CHAMPIONS,

@@ -109,7 +109,8 @@ class FreeSensorModels(Serving):
 
     Each keeps its version and its spec's inputs and window, so the state, the windows cut
     for it and the outputs' labels are the champion's; its scores are zeros: no anomaly is
-    flagged and every risk is level 0.
+    flagged and every risk is level 0. Challengers score as they would (the benchmark
+    registers none).
     """
 
     def champion(self, name: str, key: str | None = None) -> Served | None:

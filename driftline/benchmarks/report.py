@@ -220,7 +220,8 @@ def _n(value: float) -> str:
 
 def _complete(run: Throughput) -> str:
     cpu = f"{run.usage.cpu_us_per_record:,.0f} µs CPU a reading"
-    cpu += f", worker at {run.usage.cores:.2f} cores"
+    workers = "worker" if run.processes == 1 else f"{run.processes} worker processes"
+    cpu += f", {workers} at {run.usage.cores:.2f} cores"
     if run.host_cores is not None:
         cpu += f", host at {run.host_cores:.2f}"
     if run.complete:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -53,6 +54,25 @@ class Usage:
             batches=round(after.batches - before.batches),
             records=round(after.records - before.records),
             ack_wait_seconds=after.ack_wait_seconds - before.ack_wait_seconds,
+        )
+
+    @classmethod
+    def total(cls, parts: Sequence[Usage]) -> Usage:
+        """What several processes spent together over the same wall time.
+
+        >>> one = Usage(2.0, 1.5, 10, 5_000, 0.2)
+        >>> both = Usage.total([one, Usage(2.0, 0.5, 30, 5_000, 0.1)])
+        >>> both.cores, both.batches, both.records, both.mean_batch
+        (1.0, 40, 10000, 250.0)
+        """
+        if not parts:
+            raise ValueError("no usage to add up")
+        return cls(
+            seconds=max(part.seconds for part in parts),
+            cpu_seconds=sum(part.cpu_seconds for part in parts),
+            batches=sum(part.batches for part in parts),
+            records=sum(part.records for part in parts),
+            ack_wait_seconds=sum(part.ack_wait_seconds for part in parts),
         )
 
     @property

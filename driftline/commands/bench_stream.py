@@ -65,6 +65,10 @@ ROUNDS: Final = 3
 # A phase that has not committed its readings by (readings / this) seconds is stuck.
 SLOWEST_RATE: Final = 100.0
 MIN_DEADLINE_S: Final = 120.0
+# With several worker processes a phase, the local broker holds a new group's first
+# rebalance this long (Kafka's default; the project's brokers use 0 for fast tests), so the
+# processes, started together, share the partitions from the first fetch on.
+GROUP_JOIN_DELAY_MS: Final = 3_000
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Plan:
     library_sample: int = LIBRARY_SAMPLE
     rounds: int = ROUNDS
     free_models: bool = False  # each round also runs (b) with constant sensor models
+    processes: int = 1  # worker processes in each throughput phase's group
 
     @property
     def primer(self) -> int:
@@ -161,6 +166,14 @@ class Plan:
     "constants (no features, no forest): the rate faster sensor models could reach at most.",
 )
 @click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Worker processes in each throughput phase's group ((a), (b) and the free "
+    "models' run), as `driftline worker --processes N` runs them; the latency run keeps one.",
+)
+@click.option(
     "--partitions", default=6, show_default=True, type=click.IntRange(1), help="Per topic."
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Generator and model seed.")
@@ -187,6 +200,7 @@ def stream(
     library_sample: int,
     rounds: int,
     free_models: bool,
+    processes: int,
     partitions: int,
     seed: int,
     settings: tuple[str, ...],
@@ -205,6 +219,11 @@ def stream(
     from driftline.publish import PublishError
 
     extra = worker_settings(settings)
+    if processes > partitions:
+        raise click.BadParameter(
+            f"{processes} processes cannot all take a partition of {partitions}",
+            param_hint="--processes",
+        )
     plan = Plan(
         messages,
         seconds,
@@ -217,6 +236,7 @@ def stream(
         library_sample=library_sample,
         rounds=rounds,
         free_models=free_models,
+        processes=processes,
     )
     goals = Goals()
     where = environment()  # before the run: the load average of other processes
@@ -233,8 +253,9 @@ def stream(
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - started
     phases = "(a), (b) and (b) with free sensor models" if plan.free_models else "(a), (b)"
+    workers = f" ({plan.processes} worker processes each)" if plan.processes > 1 else ""
     caption = (
-        f"{plan.messages:,} readings for {phases} in {plan.rounds} round(s); "
+        f"{plan.messages:,} readings for {phases}{workers} in {plan.rounds} round(s); "
         f"{plan.paced:,} offered in "
         f"{plan.seconds:g} s after {plan.warmup_s:g} s unmeasured; "
         f"{plan.partitions} partitions; {where['cpus']} CPUs, load average "
@@ -253,6 +274,7 @@ def stream(
             "library_sample": library_sample,
             "rounds": rounds,
             "free_models": free_models,
+            "processes": processes,
         }
         chosen = {**options, "partitions": partitions, "seed": seed, "worker": extra}
         about = {"benchmark": "stream", "settings": chosen, "environment": where}
@@ -278,7 +300,8 @@ def run(plan: Plan, work: Path, bootstrap: str | None) -> StreamFigures:
         status.update("training the champions")
         store = work / "store"
         train_champions(store, history, plan.sizes)
-        with _broker(work, bootstrap, status.update) as (kafka, broker_jit):
+        join_delay = GROUP_JOIN_DELAY_MS if plan.processes > 1 else None
+        with _broker(work, bootstrap, status.update, join_delay) as (kafka, broker_jit):
             cluster = Cluster(kafka, plan.partitions)
             try:
                 on_broker = _on_broker(
@@ -330,10 +353,12 @@ def worker_settings(items: Sequence[str]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _broker(
-    work: Path, bootstrap: str | None, say: Callable[[str], None]
+    work: Path, bootstrap: str | None, say: Callable[[str], None], join_delay_ms: int | None
 ) -> Iterator[tuple[KafkaSettings, Callable[[], float | None]]]:
     """The given broker, else a local one for the run (stopped on the way out); and what
-    reads the CPU seconds of its JIT compilers (None for a broker elsewhere)."""
+    reads the CPU seconds of its JIT compilers (None for a broker elsewhere).
+    ``join_delay_ms``: the local broker's ``group.initial.rebalance.delay.ms`` (None: the
+    project's 0); a broker elsewhere keeps its own."""
     from broker import LocalBroker
     from driftline.benchmarks.jit import compiler_seconds
     from events.settings import kafka_settings
@@ -345,7 +370,10 @@ def _broker(
     say("starting a local Kafka broker")
     # The JVM's defaults (C2 compiler, its default collector): tuned for throughput, not
     # for start-up time as the tests' broker is.
-    with LocalBroker(work / "kafka", jvm_options=()) as broker:
+    delay = (
+        {} if join_delay_ms is None else {"group.initial.rebalance.delay.ms": str(join_delay_ms)}
+    )
+    with LocalBroker(work / "kafka", jvm_options=(), extra_properties=delay) as broker:
         yield kafka_settings(broker.bootstrap_servers), lambda: compiler_seconds(broker.pid)
 
 
@@ -399,18 +427,19 @@ def _on_broker(
         say(f"(a) passthrough worker{of}")
         passthrough = spec(f"passthrough{n}", ceiling, "passthrough")
         ceiling_run = measure_throughput(
-            cluster, passthrough, len(throughput), work / f"a{n}.log", deadline
+            cluster, passthrough, len(throughput), work / f"a{n}.log", deadline, plan.processes
         )
         say(f"(b) scoring worker{of}")
+        scoring_spec = spec(f"scoring{n}", scoring)
         scoring_run = measure_throughput(
-            cluster, spec(f"scoring{n}", scoring), len(throughput), work / f"b{n}.log", deadline
+            cluster, scoring_spec, len(throughput), work / f"b{n}.log", deadline, plan.processes
         )
         free_run = None
         if plan.free_models:
             say(f"(b) with constant sensor models{of}")
             free_spec = spec(f"free{n}", free, "free_sensor_models")
             free_run = measure_throughput(
-                cluster, free_spec, len(throughput), work / f"f{n}.log", deadline
+                cluster, free_spec, len(throughput), work / f"f{n}.log", deadline, plan.processes
             )
         rounds.append(Round(ceiling_run, scoring_run, free_run))
     say(f"latency at {plan.rate:,.0f} readings/s for {plan.seconds:g} s")

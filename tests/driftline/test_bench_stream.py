@@ -237,9 +237,9 @@ def test_interleave_spreads_both_streams_over_the_run(readings: Readings) -> Non
 def test_the_doctests_of_the_benchmark_modules() -> None:
     import doctest
 
-    from driftline.benchmarks import latency, throughput, workload
+    from driftline.benchmarks import latency, throughput, usage, workload
 
-    for module in (host, jit, latency, throughput, workload):
+    for module in (host, jit, latency, throughput, usage, workload):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 
@@ -413,6 +413,11 @@ def test_throughput_notes_show_the_worker_s_and_the_host_s_cores() -> None:
     measured = replace(figures(), rounds=(replace(figures().rounds[0], scoring=busy),))
     assert "worker at 0.50 cores, host at 1.30" in notes(measured)[1]
     assert payload(measured, Goals())["scoring"]["host_cores"] == 1.3
+    # a phase of several processes: their CPU added up, and how many they were
+    pair = replace(busy, processes=2, usage=Usage.total([busy.usage, busy.usage]))
+    both = replace(figures(), rounds=(replace(figures().rounds[0], scoring=pair),))
+    assert "500 µs CPU a reading, 2 worker processes at 1.00 cores" in notes(both)[1]
+    assert payload(both, Goals())["scoring"]["processes"] == 2
 
 
 def test_the_broker_compilers_show_beside_the_latency_when_known() -> None:
@@ -449,6 +454,13 @@ def test_bench_alone_runs_the_stream_benchmark(
     assert [plan.free_models for plan in plans] == [False, False]
     result = CliRunner().invoke(bench, ["stream", "--free-models"])
     assert result.exit_code == 0 and plans[-1].free_models
+    assert [plan.processes for plan in plans] == [1, 1, 1]
+    result = CliRunner().invoke(bench, ["stream", "--processes", "2"])
+    assert result.exit_code == 0 and plans[-1].processes == 2
+    assert "(2 worker processes each)" in result.output
+    result = CliRunner().invoke(bench, ["stream", "--processes", "7", "--partitions", "6"])
+    assert result.exit_code == 2 and "cannot all take a partition of 6" in result.output
+    assert len(plans) == 4  # refused before running
     monkeypatch.setattr(command, "run", lambda *args: figures(p99_ms=500.0))
     result = CliRunner().invoke(bench, ["stream"])
     assert result.exit_code == 1 and "goal missed: p99" in result.output
@@ -491,6 +503,19 @@ def test_throughput_and_latency_phases_on_the_broker(
         )  # fmt: skip
         run = measure_throughput(cluster, spec, len(inputs), tmp_path / "f.log", 120.0)
         assert run.complete and run.outputs == run.all_outputs == 120
+
+        # two passthrough processes in one group: each takes a partition (readiness), and
+        # the readings are passed once between them
+        pair = PhaseTopics.named(prefix, "input", "pair")
+        cluster.create(list(pair.outputs))
+        spec = WorkerSpec(
+            "pair", f"{pipelines.__name__}:passthrough", pair, f"{prefix}-p", store, updates
+        )
+        run = measure_throughput(cluster, spec, len(inputs), tmp_path / "p.log", 120.0, 2)
+        assert run.processes == 2 and run.complete and run.outputs == run.all_outputs == 120
+        assert run.usage.records <= 120 and run.usage.cpu_seconds > 0
+        with pytest.raises(ValueError, match="at least one worker process"):
+            measure_throughput(cluster, spec, len(inputs), tmp_path / "p.log", 120.0, 0)
 
         spec = WorkerSpec(
             "latency", f"{pipelines.__name__}:scoring", paced, f"{prefix}-l", store, updates,

@@ -79,6 +79,13 @@ SCORING_SECONDS = Histogram(
     ["model"],
     buckets=SCORING_BUCKETS,
 )
+FEATURE_SECONDS = Histogram(
+    PREFIX + "feature_seconds",
+    "Seconds building one model's feature rows for a batch (windows cut from the state, "
+    "the spec's features), before its predict.",
+    ["model"],
+    buckets=SCORING_BUCKETS,
+)
 END_TO_END_SECONDS = Histogram(
     PREFIX + "end_to_end_latency_seconds",
     "Per reading: from its broker timestamp to its batch's outputs acknowledged.",
@@ -146,6 +153,8 @@ def record_result(result: BatchResult) -> None:
         STALE_RECORDS.labels(topic).inc(count)
     for model, seconds in result.model_seconds.items():
         SCORING_SECONDS.labels(model).observe(seconds)
+    for model, seconds in result.feature_seconds.items():
+        FEATURE_SECONDS.labels(model).observe(seconds)
     record_versions(result.versions)
 
 

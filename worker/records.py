@@ -34,7 +34,9 @@ class OutRecord(NamedTuple):
 class BatchResult:
     """Outputs of one micro-batch plus what the runtime reports as metrics.
 
-    ``model_seconds`` maps a model name to the seconds its vectorized predict took;
+    ``model_seconds`` maps a model name to the seconds its vectorized predict took, and
+    ``feature_seconds`` to the seconds its feature rows took (windows cut from the state,
+    then the spec's features);
     ``dlq_reasons`` counts refused records per (source topic, reason); ``versions`` maps
     (model, key) to the version that scored the batch (0: only a fallback did);
     ``stale`` counts readings per source topic that were skipped because they were not
@@ -44,6 +46,7 @@ class BatchResult:
 
     records: list[OutRecord] = field(default_factory=list)
     model_seconds: dict[str, float] = field(default_factory=dict)
+    feature_seconds: dict[str, float] = field(default_factory=dict)
     dlq_reasons: dict[tuple[str, str], int] = field(default_factory=dict)
     versions: dict[tuple[str, str | None], int] = field(default_factory=dict)
     stale: dict[str, int] = field(default_factory=dict)

@@ -3,9 +3,10 @@
 :meth:`Scorer.run` cuts the windows the model's spec needs from the batch snapshot, builds
 the feature rows with the spec (the code training used) and calls the model once. A model
 that raises is logged once for the group and reported as None, so the caller serves a
-fallback and no reading is lost. Time in the model call and the version used are booked
-on the batch result for the runtime's metrics. :meth:`Scorer.submit` runs the same on the
-pipeline's helper thread, when it has one, so that model scores while the caller goes on.
+fallback and no reading is lost. Time building the features, time in the model call and
+the version used are booked on the batch result for the runtime's metrics.
+:meth:`Scorer.submit` runs the same on the pipeline's helper thread, when it has one, so
+that model scores while the caller goes on.
 :func:`warm_up` is the model cache's warm-up: a version is scored once before it serves.
 """
 
@@ -72,8 +73,13 @@ class Scorer:
         batch stays the champion's."""
         spec = served.spec
         try:
-            windows = snapshot.windows(spec.inputs, spec.history_needed, rows)
-            features = spec.rows(windows, readings.times(rows), readings.entity_array(rows))
+            building = time.perf_counter()
+            try:
+                windows = snapshot.windows(spec.inputs, spec.history_needed, rows)
+                features = spec.rows(windows, readings.times(rows), readings.entity_array(rows))
+            finally:
+                built = self.result.feature_seconds
+                built[served.name] = built.get(served.name, 0.0) + time.perf_counter() - building
             started = time.perf_counter()
             try:
                 scores = (call or served.model.predict_batch)(features)

@@ -183,6 +183,7 @@ def test_the_dashboard_covers_the_operational_questions(dashboard: dict[str, Any
         "driftline_worker_model_cache_bytes",
         "driftline_worker_batch_size_records_bucket",
         "driftline_worker_scoring_seconds_bucket",
+        "driftline_worker_feature_seconds_bucket",
     ):
         assert needed in every, needed
 

@@ -106,6 +106,8 @@ def run(pipeline: ScoringPipeline, records: list[Any], batch: int = 100) -> Batc
         total.versions.update(result.versions)
         for name, seconds in result.model_seconds.items():
             total.model_seconds[name] = total.model_seconds.get(name, 0.0) + seconds
+        for name, seconds in result.feature_seconds.items():
+            total.feature_seconds[name] = total.feature_seconds.get(name, 0.0) + seconds
     return total
 
 

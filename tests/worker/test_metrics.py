@@ -12,6 +12,7 @@ from models.cache import ModelCache
 from models.store import ModelStore
 from worker import metrics
 from worker.pipeline import ScoringPipeline
+from worker.records import BatchResult
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -69,3 +70,22 @@ def test_the_entities_held_and_dropped_are_read_from_the_state(
     assert held() == 2 and evicted._value.get() - before == 1
     pipeline.forget([("readings.sensor", p) for p in range(8)])
     assert held() == 0  # no batch needed: the gauge reads the state at each scrape
+
+
+def test_a_batch_s_feature_and_predict_times_are_observed_per_model() -> None:
+    model = "feature-time-test"
+
+    def observed(histogram: Histogram) -> tuple[float, float]:
+        """(count, sum) of ``model``'s observations."""
+        samples = {
+            sample.name.rpartition("_")[2]: sample.value
+            for metric in histogram.collect()
+            for sample in metric.samples
+            if sample.labels.get("model") == model
+        }
+        return samples.get("count", 0.0), samples.get("sum", 0.0)
+
+    features, predicts = observed(metrics.FEATURE_SECONDS), observed(metrics.SCORING_SECONDS)
+    metrics.record_result(BatchResult(feature_seconds={model: 0.004}, model_seconds={model: 0.002}))
+    assert observed(metrics.FEATURE_SECONDS) == (features[0] + 1, features[1] + 0.004)
+    assert observed(metrics.SCORING_SECONDS) == (predicts[0] + 1, predicts[1] + 0.002)

@@ -86,6 +86,8 @@ def test_machine_readings_get_exactly_the_outputs_of_the_champions(
     assert expected_alerts, "the test data should raise at least one alert"
     assert result.versions == {("anomaly", None): 1, ("maintenance", None): 1}
     assert set(result.model_seconds) == {"anomaly", "maintenance"}
+    assert set(result.feature_seconds) == {"anomaly", "maintenance"}
+    assert all(seconds > 0 for seconds in result.feature_seconds.values())
     assert Counter(r.kind for r in result.records) == {
         "prediction": len(records),
         "alert": len(expected_alerts),

@@ -166,7 +166,8 @@ def rows(f: StreamFigures) -> list[Row]:
             f.scoring.messages_per_s, "msg/s", _complete(f.scoring) + _rounds(f), "b"),
         *_free(f),
         Row("", f"scoring pipeline in-process, batches of {batched.batch_size:,}",
-            batched.messages_per_s, "msg/s", f"{batched.messages:,} readings, no broker"),
+            batched.messages_per_s, "msg/s",
+            f"{batched.messages:,} readings, no broker{_model_time(batched)}"),
         Row("", f"scoring pipeline in-process, batches of {f.small_batches.batch_size:,}",
             f.small_batches.messages_per_s, "msg/s",
             f"the same readings; a batch costs {f.batch_cost_ms:,.1f} ms whatever its size"),
@@ -254,6 +255,16 @@ def _rounds(figures: StreamFigures) -> str:
     lossy = [str(n) for n, run in enumerate(figures.rounds, start=1) if not run.scoring.complete]
     missing = f"; INCOMPLETE (b) in round {', '.join(lossy)}" if lossy else ""
     return f"; (b)/(a) by round {shares}: round {shown}, the median, shown{missing}"
+
+
+def _model_time(run: InProcess) -> str:
+    """What the models' feature rows and predicts took a reading, when they were booked."""
+    if not (run.feature_seconds or run.model_seconds):
+        return ""
+    return (
+        f"; a reading, all models: features {run.feature_us:,.1f} µs, "
+        f"predicts {run.predict_us:,.1f} µs (on either scoring thread)"
+    )
 
 
 def _jit(latency: Latency) -> str:

@@ -147,6 +147,11 @@ def test_per_message_and_batched_runs_time_every_reading_but_the_primers(
     library = measure_in_process(store, data, batch_size=1, library=True)
     assert single.messages == batched.messages == library.messages == 38  # a primer a stream
     assert single.messages_per_s > 0 and batched.seconds > 0 and library.seconds > 0
+    # the models' time is booked per model, features apart from the predicts
+    assert set(batched.feature_seconds) == set(batched.model_seconds)
+    assert set(batched.model_seconds) == {"anomaly", "maintenance", "demand"}
+    assert batched.feature_us > 0 and batched.predict_us > 0
+    assert 1e6 * batched.seconds / batched.messages > batched.feature_us / 2  # two threads
 
 
 def test_the_library_baseline_scores_as_the_worker_does(readings: Readings, store: Path) -> None:
@@ -346,6 +351,11 @@ def test_goals_are_checked_against_the_ceiling_and_the_baseline() -> None:
     assert figures().batch_cost_ms == pytest.approx(3.125)
     small = next(row for row in rows(figures()) if "batches of 100" in row.measures)
     assert small.value == 20_000 and "a batch costs 3.1 ms" in small.note
+    large = next(row for row in rows(figures()) if "batches of 500" in row.measures)
+    assert large.note == "500 readings, no broker"  # no model time booked
+    booked = replace(figures().batched, feature_seconds={"a": 0.002}, model_seconds={"a": 0.001})
+    large = next(row for row in rows(replace(figures(), batched=booked)) if row.value == 40_000)
+    assert large.note.endswith("features 4.0 µs, predicts 2.0 µs (on either scoring thread)")
     own = next(row for row in rows(figures()) if "driftline's scorers" in row.measures)
     assert own.value == 1_000 and own.note.startswith("(b) = 30x")  # 30,000 msg/s over 1,000
     json.dumps(payload(figures(), Goals()))  # JSON-ready

@@ -9,7 +9,7 @@ place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -50,6 +50,18 @@ class BatchResult:
     dlq_reasons: dict[tuple[str, str], int] = field(default_factory=dict)
     versions: dict[tuple[str, str | None], int] = field(default_factory=dict)
     stale: dict[str, int] = field(default_factory=dict)
+
+
+def add_seconds(total: dict[str, float], spent: Mapping[str, float]) -> None:
+    """Add ``spent`` (seconds per model name) into ``total``.
+
+    >>> total = {"anomaly": 0.5}
+    >>> add_seconds(total, {"anomaly": 0.25, "demand": 1.0})
+    >>> total
+    {'anomaly': 0.75, 'demand': 1.0}
+    """
+    for name, seconds in spent.items():
+        total[name] = total.get(name, 0.0) + seconds
 
 
 class Pipeline(Protocol):

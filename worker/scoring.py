@@ -23,7 +23,7 @@ import numpy as np
 from models.base import FloatArray, Scores
 from models.versions import LoadedModel
 from worker.intake import Readings
-from worker.records import BatchResult
+from worker.records import BatchResult, add_seconds
 from worker.serving import Served
 from worker.snapshot import Snapshot
 
@@ -73,19 +73,16 @@ class Scorer:
         batch stays the champion's."""
         spec = served.spec
         try:
-            building = time.perf_counter()
+            started = time.perf_counter()
             try:
                 windows = snapshot.windows(spec.inputs, spec.history_needed, rows)
                 features = spec.rows(windows, readings.times(rows), readings.entity_array(rows))
             finally:
-                built = self.result.feature_seconds
-                built[served.name] = built.get(served.name, 0.0) + time.perf_counter() - building
-            started = time.perf_counter()
+                started = self._book(self.result.feature_seconds, served.name, started)
             try:
                 scores = (call or served.model.predict_batch)(features)
             finally:
-                spent = self.result.model_seconds
-                spent[served.name] = spent.get(served.name, 0.0) + time.perf_counter() - started
+                self._book(self.result.model_seconds, served.name, started)
             if len(scores) != len(rows):
                 raise ValueError(f"returned {len(scores)} scores for {len(rows)} rows")
         # A model may raise anything its framework raises; one failing group must neither
@@ -106,6 +103,13 @@ class Scorer:
             model_key = (served.name, served.key)
             booked[model_key] = max(booked.get(model_key, 0), served.version)
         return scores
+
+    @staticmethod
+    def _book(spent: dict[str, float], name: str, started: float) -> float:
+        """Add the time since ``started`` to ``name``'s; returns now."""
+        now = time.perf_counter()
+        add_seconds(spent, {name: now - started})
+        return now
 
 
 def warm_up(loaded: LoadedModel) -> None:

@@ -32,6 +32,7 @@ from models.maintenance import MaintenanceModel
 from models.store import ModelStore
 from models.versions import LoadedModel
 from worker.pipeline import ScoringPipeline
+from worker.records import add_seconds
 from worker.replay import Record, partition_of
 
 # Every champion fits many times over; the figure must not include evictions.
@@ -117,19 +118,14 @@ def measure_in_process(
         started = time.perf_counter()
         for start in range(0, len(timed), batch_size):
             result = pipeline.process(timed[start : start + batch_size])
-            _add(features, result.feature_seconds)
-            _add(models, result.model_seconds)
+            add_seconds(features, result.feature_seconds)
+            add_seconds(models, result.model_seconds)
         elapsed = time.perf_counter() - started
         if best is None or elapsed < best.seconds:
             best = InProcess(len(timed), batch_size, elapsed, features, models)
     if best is None:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     return best
-
-
-def _add(total: dict[str, float], spent: dict[str, float]) -> None:
-    for name, seconds in spent.items():
-        total[name] = total.get(name, 0.0) + seconds
 
 
 def _primer(sample: Sequence[KafkaMessage]) -> tuple[list[KafkaMessage], list[KafkaMessage]]:

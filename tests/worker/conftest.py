@@ -25,7 +25,7 @@ from models.cache import ModelCache
 from models.registry import Registry
 from models.store import ModelStore
 from worker.pipeline import ScoringPipeline
-from worker.records import BatchResult
+from worker.records import BatchResult, add_seconds
 from worker.replay import frame_records
 
 SENSOR = "readings.sensor"
@@ -104,10 +104,8 @@ def run(pipeline: ScoringPipeline, records: list[Any], batch: int = 100) -> Batc
         for topic, count in result.stale.items():
             total.stale[topic] = total.stale.get(topic, 0) + count
         total.versions.update(result.versions)
-        for name, seconds in result.model_seconds.items():
-            total.model_seconds[name] = total.model_seconds.get(name, 0.0) + seconds
-        for name, seconds in result.feature_seconds.items():
-            total.feature_seconds[name] = total.feature_seconds.get(name, 0.0) + seconds
+        add_seconds(total.model_seconds, result.model_seconds)
+        add_seconds(total.feature_seconds, result.feature_seconds)
     return total
 
 

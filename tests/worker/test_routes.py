@@ -11,7 +11,7 @@ from worker.errors import UnknownStreamError
 from worker.routes import ModelRoutes, StreamTopics
 
 
-@pytest.mark.parametrize("name", ["worker.routes", "worker.replay"])
+@pytest.mark.parametrize("name", ["worker.routes", "worker.replay", "worker.records"])
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

@@ -240,8 +240,16 @@ class TrainerService:
 
     # -- work on the job thread ----------------------------------------------------------
     def _recover(self) -> None:
+        pending = self.state.pending()
+        if pending:
+            # A job killed inside a registry write may have left a champion without its
+            # history line or scratch files; resuming only re-announces, so repair now.
+            try:
+                self.registry.gc()
+            except RegistryError:
+                log.exception("repairing the model store after a stop failed")
         self._announce_noted()
-        for job in self.state.pending():
+        for job in pending:
             if job.attempts >= self.settings.max_attempts:
                 reason = f"gave up: {job.attempts} attempt(s) were interrupted ({job.stage})"
                 self._finish(DecisionRecord.unfinished(job, "abandoned", reason))

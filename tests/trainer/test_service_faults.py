@@ -117,3 +117,34 @@ def test_a_job_waits_for_an_unreachable_broker_or_store_without_using_an_attempt
         assert (record.outcome, record.attempts) == ("failed", 2)
     finally:
         service.close()
+
+
+def test_a_restart_with_interrupted_jobs_repairs_the_store_before_resuming_them(
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    announcer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A job killed inside a registry write may have left a champion without its history
+    # line; resuming a promoted job only announces it again, so the restart repairs first.
+    settings = TrainerSettings(model_store=tmp_path / "store")
+    service = TrainerService(settings, kafka_settings, announcer=announcer, serve_http=False)
+    calls: list[str] = []
+    monkeypatch.setattr(service.registry, "gc", lambda: calls.append("gc") or [])
+    monkeypatch.setattr(service, "_submit", lambda job: calls.append(job.job_id))
+    try:
+        service._recover()
+        assert calls == []  # nothing interrupted: nothing to repair
+        assert service.state.enqueue(Job("r-1", "demand", None, "request", "full_retrain", "t"))
+        service._recover()
+        assert calls == ["gc", "r-1"]
+
+        def broken() -> list[Path]:
+            raise RegistryError("cannot take the lock: [Errno 5] Input/output error")
+
+        monkeypatch.setattr(service.registry, "gc", broken)
+        calls.clear()
+        service._recover()  # a store that cannot be repaired now still resumes the job
+        assert calls == ["r-1"]
+    finally:
+        service.close()
